@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/runpod/creditrecon/jobs"
+	"github.com/runpod/creditrecon/reconcile"
+	sqlstore "github.com/runpod/creditrecon/sql"
+)
+
+// settings binds flags to environment variables: a flag's default comes from its variable, and a
+// flag on the command line wins. A bad variable is reported by its name after parsing.
+type settings struct {
+	fs   *flag.FlagSet
+	errs []error
+}
+
+func (s *settings) bind(name, envName, usage string, set func(string) error) {
+	if v, ok := lookupEnv(envName); ok && v != "" {
+		if err := set(v); err != nil {
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", envName, err))
+		}
+	}
+	if envName != "" {
+		usage += " (env " + envName + ")"
+	}
+	s.fs.Func(name, usage, func(v string) error { return set(v) })
+}
+
+func (s *settings) String(p *string, name, envName, usage string) {
+	s.bind(name, envName, usage+fmt.Sprintf(" (default %q)", *p), func(v string) error { *p = v; return nil })
+}
+
+func (s *settings) Decimal(p *decimal.Decimal, name, envName, usage string) {
+	s.bind(name, envName, usage+" (default "+p.String()+")", func(v string) error {
+		d, err := decimal.NewFromString(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("not a decimal number: %q", v)
+		}
+		*p = d
+		return nil
+	})
+}
+
+func (s *settings) Int64(p *int64, name, envName, usage string) {
+	s.bind(name, envName, usage+fmt.Sprintf(" (default %d)", *p), func(v string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		*p = n
+		return nil
+	})
+}
+
+func (s *settings) Float(p *float64, name, envName, usage string) {
+	s.bind(name, envName, usage+fmt.Sprintf(" (default %v)", *p), func(v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		*p = f
+		return nil
+	})
+}
+
+func (s *settings) Duration(p *time.Duration, name, envName, usage string) {
+	s.bind(name, envName, usage+fmt.Sprintf(" (default %s)", *p), func(v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("not a duration like 10m: %q", v)
+		}
+		*p = d
+		return nil
+	})
+}
+
+// parse parses args and returns the positional arguments; any bad flag or variable is a usage
+// error that names it.
+func (s *settings) parse(args []string) ([]string, error) {
+	rest, err := parseArgs(s.fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.errs) > 0 {
+		return nil, &usageError{errors.Join(s.errs...)}
+	}
+	return rest, nil
+}
+
+// common are the settings every database command shares.
+type common struct {
+	databaseURL string
+	logFormat   string
+	timezone    string
+}
+
+func (c *common) register(s *settings) {
+	c.timezone = "UTC"
+	c.logFormat = "json"
+	s.String(&c.databaseURL, "database-url", "DATABASE_URL", "PostgreSQL URL, e.g. postgres://user@host/db?sslmode=verify-full")
+	s.String(&c.logFormat, "log-format", "CREDITRECON_LOG_FORMAT", "log lines on stderr: json or text")
+	s.String(&c.timezone, "timezone", "CREDITRECON_TIMEZONE", "IANA zone of DATE cutoffs and business dates")
+}
+
+func (c *common) validate() (*time.Location, error) {
+	var errs []error
+	if c.databaseURL == "" {
+		errs = append(errs, errors.New("database-url: not set (set DATABASE_URL or --database-url)"))
+	} else if !strings.HasPrefix(c.databaseURL, "postgres://") && !strings.HasPrefix(c.databaseURL, "postgresql://") {
+		errs = append(errs, errors.New("database-url: must be a postgres:// or postgresql:// URL"))
+	}
+	if c.logFormat != "json" && c.logFormat != "text" {
+		errs = append(errs, fmt.Errorf("log-format: must be json or text, got %q", c.logFormat))
+	}
+	loc, err := time.LoadLocation(c.timezone)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("timezone: unknown zone %q", c.timezone))
+	}
+	if len(errs) > 0 {
+		return nil, &usageError{errors.Join(errs...)}
+	}
+	return loc, nil
+}
+
+func (c *common) open(ctx context.Context) (*sqlstore.Store, error) {
+	st, err := sqlstore.Open(ctx, c.databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w (check DATABASE_URL)", err)
+	}
+	return st, nil
+}
+
+// programFlags binds the program parameters (SPEC 2.4) and the input checks (SPEC 3.4).
+func programFlags(s *settings, c *jobs.Config) {
+	p := &c.Params
+	programs := "referral,template,serverless_referral"
+	s.bind("programs", "CREDITRECON_PROGRAMS", "enabled programs, comma-separated (default \""+programs+"\")", func(v string) error {
+		p.Referral.Enabled, p.Template.Enabled, p.Serverless.Enabled = false, false, false
+		for _, name := range strings.Split(v, ",") {
+			switch strings.TrimSpace(name) {
+			case "referral":
+				p.Referral.Enabled = true
+			case "template":
+				p.Template.Enabled = true
+			case "serverless_referral":
+				p.Serverless.Enabled = true
+			case "":
+			default:
+				return fmt.Errorf("unknown program %q (known: %s)", name, programs)
+			}
+		}
+		return nil
+	})
+	s.Decimal(&p.Referral.Rate, "referral-rate", "CREDITRECON_REFERRAL_RATE", "Referral Program commission rate")
+	s.Int64(&p.Referral.MinReferrals, "referral-min-referrals", "CREDITRECON_REFERRAL_MIN_REFERRALS", "referrals needed for the Referral Program")
+	s.Decimal(&p.Referral.MinSpend, "referral-min-spend", "CREDITRECON_REFERRAL_MIN_SPEND", "referral spend (USD) needed for the Referral Program")
+	s.Decimal(&p.Template.Rate, "template-rate", "CREDITRECON_TEMPLATE_RATE", "Template Program commission rate")
+	s.Int64(&p.Template.MinRuntimeSeconds, "template-min-runtime-seconds", "CREDITRECON_TEMPLATE_MIN_RUNTIME_SECONDS", "template runtime needed for the Template Program")
+	s.Decimal(&p.Serverless.Threshold, "serverless-threshold", "CREDITRECON_SERVERLESS_THRESHOLD", "serverless spend (USD) that triggers the bonus")
+	s.Decimal(&p.Serverless.ReferrerBonus, "serverless-referrer-bonus", "CREDITRECON_SERVERLESS_REFERRER_BONUS", "serverless bonus to the referrer (USD)")
+	s.Decimal(&p.Serverless.ReferredBonus, "serverless-referred-bonus", "CREDITRECON_SERVERLESS_REFERRED_BONUS", "serverless bonus to the referred user (USD)")
+	start := func(p *time.Time, program string) {
+		s.bind(program+"-start", "CREDITRECON_"+strings.ToUpper(program)+"_START", "program start date YYYY-MM-DD (UTC); usage before it earns nothing", func(v string) error {
+			t, err := time.Parse(time.DateOnly, strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("not a date YYYY-MM-DD: %q", v)
+			}
+			*p = t
+			return nil
+		})
+	}
+	start(&p.Referral.Start, "referral")
+	start(&p.Template.Start, "template")
+	start(&p.Serverless.Start, "serverless")
+	s.Float(&c.MaxAnomalyShare, "max-anomaly-share", "CREDITRECON_MAX_ANOMALY_SHARE", "fail the run when anomalies exceed this share of usage rows")
+	s.Duration(&c.ClockSkew, "clock-skew", "CREDITRECON_CLOCK_SKEW", "usage dated further than this after the run's clock is an anomaly")
+	s.Decimal(&c.MaxEventAmount, "max-event-amount", "CREDITRECON_MAX_EVENT_AMOUNT", "a usage row above this |amount_usd| is an anomaly")
+}
+
+// parseCutoff parses a DATE (YYYY-MM-DD, 00:00 in loc) or a TIME (RFC 3339, or
+// YYYY-MM-DDTHH:MM[:SS] in loc).
+func parseCutoff(v string, loc *time.Location) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04"} {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a DATE (YYYY-MM-DD) nor a TIME (RFC 3339, e.g. 2026-02-01T06:00:00Z)", v)
+}
+
+// today is 00:00 of now's day in loc: the nightly cutoff.
+func today(now time.Time, loc *time.Location) time.Time {
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// businessDate is the day a cutoff closes: the day before it, in loc.
+func businessDate(asOf time.Time, loc *time.Location) string {
+	return asOf.Add(-time.Nanosecond).In(loc).Format(time.DateOnly)
+}
+
+func logRunSummary(log *slog.Logger, res *jobs.Result, d time.Duration) {
+	s := res.Plan.Summary
+	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
+		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds()}
+	for _, p := range reconcile.Programs {
+		ps := s.Programs[p]
+		attrs = append(attrs, slog.Group(string(p), "grants", ps.Grants, "amount_usd", ps.Amount.StringFixed(2),
+			"eligible", ps.Eligible, "accounts", ps.Accounts))
+	}
+	log.Info("run summary", attrs...)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/runpod/creditrecon/jobs"
+	"github.com/runpod/creditrecon/reconcile"
+)
+
+func cmdRun(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [flags]",
+		"creditrecon run --as-of 2026-02-01 --dry-run")
+	s := &settings{fs: fs}
+	var c common
+	c.register(s)
+	cfg := jobs.DefaultConfig()
+	programFlags(s, &cfg)
+	asOf := fs.String("as-of", "", "cutoff: DATE (YYYY-MM-DD, 00:00 in --timezone) or TIME (RFC 3339); default today 00:00")
+	dryRun := fs.Bool("dry-run", false, "print the grants the run would write, and write nothing")
+	rest, err := s.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("run: unexpected argument %q", rest[0])
+	}
+	if cfg.Location, err = c.validate(); err != nil {
+		return err
+	}
+	cutoff := today(e.now(), cfg.Location)
+	if *asOf != "" {
+		if cutoff, err = parseCutoff(*asOf, cfg.Location); err != nil {
+			return usageErrorf("as-of: %v", err)
+		}
+	}
+	cfg.Version = version
+	if err := cfg.Validate(); err != nil {
+		return &usageError{err}
+	}
+	if cutoff.After(e.now()) {
+		return usageErrorf("as-of: %s is in the future; a cutoff must have passed", cutoff.Format(time.RFC3339))
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := newLogger(e.stderr, c.logFormat)
+	r := &jobs.Runner{Store: st, Config: cfg, Log: log, Now: e.now}
+	started := time.Now()
+	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun})
+	if err != nil {
+		log.Error("run failed", "as_of", cutoff, "error", err.Error())
+		return fmt.Errorf("run as_of=%s: %w", cutoff.Format(time.RFC3339), err)
+	}
+	if *dryRun {
+		printPlan(e.stdout, res.Plan, businessDate(cutoff, cfg.Location))
+		return nil
+	}
+	logRunSummary(log, res, time.Since(started))
+	printSummary(e.stdout, res, businessDate(cutoff, cfg.Location))
+	return nil
+}
+
+func printPlan(w io.Writer, p jobs.Plan, date string) {
+	fmt.Fprintf(w, "DRY RUN as of %s (business date %s): nothing written.\n\n", p.Summary.AsOf.Format(time.RFC3339), date)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, "program\tbeneficiary\taccount\tamount_usd\tgranted_before\tearned_usd\tidempotency_key\t")
+	for _, g := range p.Grants {
+		account := g.AccountID
+		if g.Role != "" {
+			account += " (" + g.Role + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", g.Program, g.BeneficiaryID, account,
+			g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2), g.Earned.String(), g.IdempotencyKey)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	printTotals(w, p.Summary)
+}
+
+func printSummary(w io.Writer, res *jobs.Result, date string) {
+	s := res.Plan.Summary
+	fmt.Fprintf(w, "run %d as of %s (business date %s): %d grants, %s USD\n",
+		res.RunID, s.AsOf.Format(time.RFC3339), date, s.Grants, s.Amount.StringFixed(2))
+	printTotals(w, s)
+}
+
+func printTotals(w io.Writer, s jobs.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "program\taccounts\teligible\tusage_rows\tspend_usd\tearned_usd\tgrants\tgranted_usd\tclawback_due_usd\t")
+	for _, p := range reconcile.Programs {
+		ps := s.Programs[p]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t\n", p, ps.Accounts, ps.Eligible, ps.UsageRows,
+			ps.Spend.StringFixed(2), ps.Earned.StringFixed(4), ps.Grants, ps.Amount.StringFixed(2), ps.ClawbackDue.StringFixed(2))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "usage rows considered: %d, anomalies excluded: %d\n", s.UsageRows, s.Anomalies)
+}

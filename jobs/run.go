@@ -1,0 +1,292 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/runpod/creditrecon/reconcile"
+)
+
+// Config is what a run needs besides its cutoff. Validate it before opening the database.
+type Config struct {
+	Params reconcile.Params
+	// MaxAnomalyShare fails a run whose anomalies exceed this share of the rows considered.
+	MaxAnomalyShare float64
+	// ClockSkew is how far in the future of the run's wall clock an occurred_at may be.
+	ClockSkew time.Duration
+	// MaxEventAmount is the largest believable |amount_usd| of one usage row.
+	MaxEventAmount decimal.Decimal
+	// Location is the zone of DATE cutoffs and business dates.
+	Location *time.Location
+	// Version of the binary, recorded with every run.
+	Version string
+}
+
+// DefaultConfig returns the seed's parameters and the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Params:          reconcile.DefaultParams(),
+		MaxAnomalyShare: 0.01,
+		ClockSkew:       10 * time.Minute,
+		MaxEventAmount:  decimal.NewFromInt(100000),
+		Location:        time.UTC,
+	}
+}
+
+// Validate reports every bad setting by the name of its flag.
+func (c Config) Validate() error {
+	errs := []error{c.Params.Validate()}
+	if !(c.MaxAnomalyShare >= 0 && c.MaxAnomalyShare <= 1) {
+		errs = append(errs, fmt.Errorf("max-anomaly-share: must be between 0 and 1, got %v", c.MaxAnomalyShare))
+	}
+	if c.ClockSkew < 0 {
+		errs = append(errs, fmt.Errorf("clock-skew: must not be negative, got %s", c.ClockSkew))
+	}
+	if !c.MaxEventAmount.IsPositive() {
+		errs = append(errs, fmt.Errorf("max-event-amount: must be positive, got %s", c.MaxEventAmount))
+	}
+	if c.Location == nil {
+		errs = append(errs, errors.New("timezone: not set"))
+	}
+	return errors.Join(errs...)
+}
+
+// AnomalyLimitError fails a run whose input has too many anomalies; no grant is written.
+type AnomalyLimitError struct {
+	Anomalies, Considered int64
+	MaxShare              float64
+}
+
+func (e *AnomalyLimitError) Error() string {
+	return fmt.Sprintf("%d of %d usage rows are anomalies (%.4f%%), more than max-anomaly-share %.4f%%: no grant written; "+
+		"see the anomalies with `creditrecon run --dry-run`, fix the source rows or raise the limit",
+		e.Anomalies, e.Considered, 100*float64(e.Anomalies)/float64(e.Considered), 100*e.MaxShare)
+}
+
+// ProgramSummary adds up one program's accounts as of a cutoff.
+type ProgramSummary struct {
+	Accounts    int64           `json:"accounts"`
+	Eligible    int64           `json:"eligible"`
+	UsageRows   int64           `json:"usage_rows"`
+	Spend       decimal.Decimal `json:"usage_considered_usd"`
+	Earned      decimal.Decimal `json:"earned_usd"`
+	Target      decimal.Decimal `json:"target_usd"`
+	Grants      int64           `json:"grants"`
+	Amount      decimal.Decimal `json:"granted_usd"`
+	ClawbackDue decimal.Decimal `json:"clawback_due_usd"`
+}
+
+// Summary adds up a run.
+type Summary struct {
+	AsOf      time.Time
+	UsageRows int64 // rows considered
+	Anomalies int64
+	Grants    int64
+	Amount    decimal.Decimal
+	Programs  map[reconcile.Program]*ProgramSummary
+}
+
+func newSummary(asOf time.Time) Summary {
+	s := Summary{AsOf: asOf, Programs: map[reconcile.Program]*ProgramSummary{}}
+	for _, p := range reconcile.Programs {
+		s.Programs[p] = &ProgramSummary{}
+	}
+	return s
+}
+
+// add counts a decision; usage rows and spend are counted once per account (serverless
+// decisions come in pairs over the same referral, so only the referrer's role counts them).
+func (s *Summary) add(d reconcile.Decision, usageRows int64) {
+	p := s.Programs[d.Program]
+	if d.Role != reconcile.RoleReferred {
+		p.Accounts++
+		p.UsageRows += usageRows
+		p.Spend = p.Spend.Add(d.Spend)
+	}
+	if d.Eligible {
+		p.Eligible++
+	}
+	p.Earned = p.Earned.Add(d.Earned)
+	p.Target = p.Target.Add(d.Target)
+	p.ClawbackDue = p.ClawbackDue.Add(d.ClawbackDue)
+	if d.Owed.IsPositive() {
+		p.Grants++
+		p.Amount = p.Amount.Add(d.Owed)
+		s.Grants++
+		s.Amount = s.Amount.Add(d.Owed)
+	}
+}
+
+// Plan is what a run decided: the grants to write and the totals.
+type Plan struct {
+	Grants  []reconcile.Grant
+	Summary Summary
+}
+
+// Runner runs reconciliations. Now is the wall clock (injected for tests).
+type Runner struct {
+	Store    Store
+	Config   Config
+	Exporter Exporter // nil: no reports
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Exporter writes the reports of a cutoff after its grants are committed.
+type Exporter interface {
+	Export(ctx context.Context, r Reader, runID int64, asOf time.Time, cfg Config) error
+}
+
+// RunOptions select what a run does.
+type RunOptions struct {
+	AsOf   time.Time
+	DryRun bool   // plan only: take no lock, write nothing
+	Kind   string // "run" (default) or "backfill"
+}
+
+// Result is what a run did.
+type Result struct {
+	RunID int64 // 0 for a dry run
+	Plan  Plan
+}
+
+// Run reconciles as of opts.AsOf: it takes the run lock (ErrLocked if held), records the run,
+// reads one snapshot, plans, writes the grants atomically, then exports the reports. A dry run
+// only plans. A failure after the grants committed (the export) leaves the grants and returns an
+// error; the next run or `creditrecon export` writes the reports.
+func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
+	now := r.Now()
+	if opts.AsOf.After(now) {
+		return nil, fmt.Errorf("as-of %s is in the future (now %s): a cutoff must have passed", opts.AsOf.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	if opts.DryRun {
+		var plan Plan
+		err := r.Store.Snapshot(ctx, func(s Snapshot) (err error) {
+			plan, err = r.plan(ctx, s, opts.AsOf, now)
+			return err
+		})
+		return &Result{Plan: plan}, err
+	}
+	sess, err := r.Store.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	if n, err := sess.AbandonRunning(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		r.Log.Warn("marked runs abandoned: their runner stopped without finishing", "runs", n)
+	}
+	params, err := json.Marshal(r.Config.Params)
+	if err != nil {
+		return nil, fmt.Errorf("encode parameters: %w", err)
+	}
+	kind := opts.Kind
+	if kind == "" {
+		kind = "run"
+	}
+	runID, err := sess.StartRun(ctx, RunRecord{Kind: kind, AsOf: opts.AsOf, Version: r.Config.Version, Parameters: params})
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.run(ctx, sess, runID, opts.AsOf, now)
+	status, errText := StatusSucceeded, ""
+	if err != nil {
+		status, errText = StatusFailed, err.Error()
+	}
+	if ferr := sess.FinishRun(ctx, runID, status, errText); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return res, err
+}
+
+func (r *Runner) run(ctx context.Context, sess Session, runID int64, asOf, now time.Time) (*Result, error) {
+	res := &Result{RunID: runID}
+	err := sess.Snapshot(ctx, func(s Snapshot) (err error) {
+		res.Plan, err = r.plan(ctx, s, asOf, now)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := sess.CommitGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary); err != nil {
+		return res, err
+	}
+	r.Log.Info("grants committed", "run_id", runID, "as_of", asOf, "grants", len(res.Plan.Grants),
+		"amount_usd", res.Plan.Summary.Amount.StringFixed(2))
+	if r.Exporter != nil {
+		if err := r.Exporter.Export(ctx, sess, runID, asOf, r.Config); err != nil {
+			return res, fmt.Errorf("grants are committed, but the reports failed (re-run `creditrecon export --as-of`): %w", err)
+		}
+	}
+	return res, nil
+}
+
+// plan reads a snapshot and decides every program's grants as of asOf.
+func (r *Runner) plan(ctx context.Context, s Snapshot, asOf, now time.Time) (Plan, error) {
+	plan := Plan{Summary: newSummary(asOf)}
+	considered, anomalies, err := s.PrepareAnomalies(ctx, r.anomalyRules(asOf, now))
+	if err != nil {
+		return plan, err
+	}
+	plan.Summary.UsageRows, plan.Summary.Anomalies = considered, anomalies
+	if considered > 0 && float64(anomalies)/float64(considered) > r.Config.MaxAnomalyShare {
+		return plan, &AnomalyLimitError{Anomalies: anomalies, Considered: considered, MaxShare: r.Config.MaxAnomalyShare}
+	}
+	decide := func(d reconcile.Decision, usageRows int64) {
+		plan.Summary.add(d, usageRows)
+		if g, ok := d.Grant(asOf); ok {
+			plan.Grants = append(plan.Grants, g)
+		}
+	}
+	err = r.Evaluate(ctx, s, Query{AsOf: asOf}, false, decide)
+	return plan, err
+}
+
+func (r *Runner) anomalyRules(asOf, now time.Time) AnomalyRules {
+	return AnomalyRules{AsOf: asOf, Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount}
+}
+
+// Evaluate streams every program's aggregates for q and calls fn with each decision and the
+// usage rows behind it. With asOfView the decisions count only grants with as_of <= q.AsOf, as
+// the reports of that cutoff do; otherwise they count every grant, as a run must.
+// The snapshot's anomalies must be prepared.
+func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
+	p := r.Config.Params
+	q.Start = p.Referral.Start
+	if err := s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
+		if asOfView {
+			t.Granted = t.GrantedAsOf
+		}
+		fn(p.EvaluateReferrer(t), t.UsageRows)
+		return nil
+	}); err != nil {
+		return err
+	}
+	q.Start = p.Template.Start
+	if err := s.Templates(ctx, q, func(t reconcile.TemplateTotals) error {
+		if asOfView {
+			t.Granted = t.GrantedAsOf
+		}
+		fn(p.EvaluateTemplate(t), t.UsageRows)
+		return nil
+	}); err != nil {
+		return err
+	}
+	q.Start = p.Serverless.Start
+	return s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
+		if asOfView {
+			t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
+		}
+		for _, d := range p.EvaluateServerless(t) {
+			fn(d, t.UsageRows)
+		}
+		return nil
+	})
+}

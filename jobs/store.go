@@ -1,0 +1,166 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/runpod/creditrecon/reconcile"
+)
+
+// Errors a Store returns, translated from the driver's at the edge.
+var (
+	// ErrLocked means another runner holds the advisory lock: a run or backfill is in progress.
+	ErrLocked = errors.New("another creditrecon run holds the lock")
+	// ErrGrantConflict means a grant of the plan was already written by another writer since the
+	// run read its snapshot. The run wrote nothing; running it again converges.
+	ErrGrantConflict = errors.New("grants changed since the run's snapshot (another writer)")
+)
+
+// Store is the database: the source tables, read only, and the job-owned tables.
+type Store interface {
+	Reader
+	// Migrate creates or upgrades the job-owned tables.
+	Migrate(ctx context.Context) error
+	// Lock takes the advisory lock on a pinned connection, or returns ErrLocked.
+	Lock(ctx context.Context) (Session, error)
+	// Accept records a Referral Program acceptance; created is false if one was already recorded.
+	Accept(ctx context.Context, a Acceptance) (created bool, err error)
+	// Runs lists the run ledger, newest first.
+	Runs(ctx context.Context, limit int) ([]RunRecord, error)
+	Close() error
+}
+
+// Reader opens consistent read snapshots.
+type Reader interface {
+	// Snapshot calls fn with one consistent (repeatable read) view of the database.
+	Snapshot(ctx context.Context, fn func(Snapshot) error) error
+}
+
+// Session holds the run lock on one connection; every read and write of a run goes through it,
+// so a run that lost its lock (its connection died) cannot write either.
+type Session interface {
+	Reader
+	// AbandonRunning marks runs left "running" by a crashed runner as abandoned.
+	AbandonRunning(ctx context.Context) (int64, error)
+	// StartRun inserts a run ledger row with status running and returns its id.
+	StartRun(ctx context.Context, r RunRecord) (int64, error)
+	// CommitGrants writes the grants and the run's counts in one transaction, or nothing:
+	// ErrGrantConflict when any grant's key is already taken.
+	CommitGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
+	// FinishRun records the run's end status and error.
+	FinishRun(ctx context.Context, runID int64, status, errText string) error
+	// Close releases the lock and the connection.
+	Close() error
+}
+
+// Snapshot is one consistent view of the database for a cutoff.
+type Snapshot interface {
+	// PrepareAnomalies finds the invalid usage rows that the aggregates below then exclude.
+	// It returns the number of rows considered and of anomalies.
+	PrepareAnomalies(ctx context.Context, r AnomalyRules) (considered, anomalies int64, err error)
+	Anomalies(ctx context.Context, fn func(Anomaly) error) error
+	Referrers(ctx context.Context, q Query, fn func(reconcile.ReferrerTotals) error) error
+	Templates(ctx context.Context, q Query, fn func(reconcile.TemplateTotals) error) error
+	Serverless(ctx context.Context, q Query, fn func(reconcile.ServerlessTotals) error) error
+	// Grants lists grants in id order, filtered by cutoff and beneficiary when set.
+	Grants(ctx context.Context, f GrantFilter, fn func(GrantRecord) error) error
+	// GrantTotals sums grants per program as of a cutoff.
+	GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]GrantTotal, error)
+}
+
+// AnomalyRules say which usage rows a run rejects (SPEC 3.4).
+type AnomalyRules struct {
+	AsOf time.Time
+	// Latest is the latest believable occurred_at: the run's wall clock plus the allowed skew.
+	Latest time.Time
+	// MaxAmount is the largest believable |amount_usd| of one usage row.
+	MaxAmount decimal.Decimal
+}
+
+// Query selects aggregates as of a cutoff, for one beneficiary when Beneficiary is set.
+type Query struct {
+	AsOf        time.Time
+	Start       time.Time // program start; zero for none
+	Beneficiary string
+}
+
+// Anomaly is a usage row excluded from earnings, with the reason.
+type Anomaly struct {
+	UsageEventID int64     `db:"id"`
+	Reason       string    `db:"reason"`
+	UserID       string    `db:"user_id"`
+	Product      string    `db:"product"`
+	TemplateID   string    `db:"template_id"`
+	AmountUSD    string    `db:"amount_usd"`
+	OccurredAt   time.Time `db:"occurred_at"`
+}
+
+// GrantFilter selects grants; zero fields select everything.
+type GrantFilter struct {
+	AsOf        time.Time
+	Beneficiary string
+}
+
+// GrantRecord is a row of credit_grants.
+type GrantRecord struct {
+	ID             int64           `db:"id"`
+	IdempotencyKey string          `db:"idempotency_key"`
+	Program        string          `db:"program"`
+	AccountID      string          `db:"account_id"`
+	Role           string          `db:"role"`
+	BeneficiaryID  string          `db:"beneficiary_id"`
+	TemplateID     string          `db:"template_id"`
+	ReferredUserID string          `db:"referred_user_id"`
+	Amount         decimal.Decimal `db:"amount_usd"`
+	GrantedBefore  decimal.Decimal `db:"granted_before_usd"`
+	Spend          decimal.Decimal `db:"spend_usd"`
+	Earned         decimal.Decimal `db:"earned_usd"`
+	AsOf           time.Time       `db:"as_of"`
+	RunID          int64           `db:"run_id"`
+	CreatedAt      time.Time       `db:"created_at"`
+}
+
+// GrantTotal sums a program's grants as of a cutoff.
+type GrantTotal struct {
+	GrantsAsOf    int64
+	GrantedAsOf   decimal.Decimal // grants with as_of = the cutoff
+	GrantedToDate decimal.Decimal // grants with as_of <= the cutoff
+}
+
+// Acceptance records that an operator accepted a referrer into the Referral Program.
+type Acceptance struct {
+	ReferrerID string    `db:"referrer_id"`
+	AcceptedAt time.Time `db:"accepted_at"`
+	AcceptedBy string    `db:"accepted_by"`
+	Note       string    `db:"note"`
+}
+
+// Run statuses in the ledger.
+const (
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusAbandoned = "abandoned"
+)
+
+// RunRecord is a row of the run ledger.
+type RunRecord struct {
+	ID            int64            `db:"id"`
+	Kind          string           `db:"kind"`
+	AsOf          time.Time        `db:"as_of"`
+	Status        string           `db:"status"`
+	StartedAt     time.Time        `db:"started_at"`
+	FinishedAt    *time.Time       `db:"finished_at"`
+	Host          string           `db:"host"`
+	Version       string           `db:"version"`
+	Parameters    []byte           `db:"parameters"`
+	UsageRows     *int64           `db:"usage_rows"`
+	Anomalies     *int64           `db:"anomalies"`
+	GrantsWritten *int64           `db:"grants_written"`
+	AmountGranted *decimal.Decimal `db:"amount_granted"`
+	Totals        []byte           `db:"totals"`
+	Error         *string          `db:"error"`
+}

@@ -1,0 +1,513 @@
+// Package sqlstore is creditrecon's PostgreSQL adapter: the embedded migrations of the job-owned
+// tables, the set-based queries that aggregate usage as of a cutoff, and the sqlx store that runs
+// them for package jobs. Aggregation happens in PostgreSQL; Go receives one row per account.
+//
+// Driver errors are translated here: a held advisory lock becomes jobs.ErrLocked and a unique
+// violation on credit_grants becomes jobs.ErrGrantConflict.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"github.com/shopspring/decimal"
+
+	"github.com/runpod/creditrecon/jobs"
+	"github.com/runpod/creditrecon/reconcile"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+//go:embed queries/*.sql
+var queryFiles embed.FS
+
+// queries are loaded once at start-up; a missing file fails fast (see query).
+var queries = loadQueries()
+
+func loadQueries() map[string]string {
+	m := map[string]string{}
+	entries, err := fs.ReadDir(queryFiles, "queries")
+	if err != nil {
+		panic(fmt.Sprintf("read embedded queries: %v", err))
+	}
+	for _, e := range entries {
+		b, err := queryFiles.ReadFile("queries/" + e.Name())
+		if err != nil {
+			panic(fmt.Sprintf("read embedded query %s: %v", e.Name(), err))
+		}
+		m[strings.TrimSuffix(e.Name(), ".sql")] = string(b)
+	}
+	return m
+}
+
+func query(name string) string {
+	q, ok := queries[name]
+	if !ok {
+		panic("sqlstore: no embedded query " + name)
+	}
+	return q
+}
+
+// lockKey is the advisory lock every writing run takes: hashtext('creditrecon.run').
+const lockKey = "creditrecon.run"
+
+// Store is a PostgreSQL database holding the source tables and the job-owned tables.
+type Store struct {
+	db *sqlx.DB
+}
+
+var _ jobs.Store = (*Store)(nil)
+
+// Open connects to the database at url and checks that it answers.
+func Open(ctx context.Context, url string) (*Store, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// DB returns the connection pool, for tests and tools.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Migrate applies the embedded migrations, under goose's own session lock so that two migrating
+// pods never race. It is safe to run every time.
+func (s *Store) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("migrations lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, s.db.DB, fsys, goose.WithTableName("creditrecon_migrations"),
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Lock pins a connection and takes the run lock on it without waiting: jobs.ErrLocked when
+// another session holds it.
+func (s *Store) Lock(ctx context.Context) (jobs.Session, error) {
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect for the run lock: %w", err)
+	}
+	var ok bool
+	if err := conn.GetContext(ctx, &ok, "SELECT pg_try_advisory_lock(hashtext($1))", lockKey); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("take the run lock: %w", err)
+	}
+	if !ok {
+		conn.Close()
+		return nil, jobs.ErrLocked
+	}
+	return &Session{conn: conn}, nil
+}
+
+// Snapshot runs fn on a repeatable-read transaction of a pooled connection.
+func (s *Store) Snapshot(ctx context.Context, fn func(jobs.Snapshot) error) error {
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	return snapshot(ctx, conn, fn)
+}
+
+func snapshot(ctx context.Context, conn *sqlx.Conn, fn func(jobs.Snapshot) error) error {
+	// Not read-only: the snapshot builds a temporary table of the run's anomalies.
+	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return fmt.Errorf("begin snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(&Snapshot{tx: tx}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Accept records an acceptance unless the referrer already has one.
+func (s *Store) Accept(ctx context.Context, a jobs.Acceptance) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO referral_acceptances (referrer_id, accepted_by, note)
+		VALUES ($1, $2, $3) ON CONFLICT (referrer_id) DO NOTHING`, a.ReferrerID, a.AcceptedBy, a.Note)
+	if err != nil {
+		return false, fmt.Errorf("record acceptance of %q: %w", a.ReferrerID, translate(err))
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Acceptance returns the acceptance of a referrer, or nil.
+func (s *Store) Acceptance(ctx context.Context, referrerID string) (*jobs.Acceptance, error) {
+	var a jobs.Acceptance
+	err := s.db.GetContext(ctx, &a, `SELECT referrer_id, accepted_at, accepted_by, note
+		FROM referral_acceptances WHERE referrer_id = $1`, referrerID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load acceptance of %q: %w", referrerID, translate(err))
+	}
+	return &a, nil
+}
+
+const runColumns = `id, kind, as_of, status, started_at, finished_at, host, version, parameters,
+	usage_rows, anomalies, grants_written, amount_granted, totals, error`
+
+// Runs lists the newest runs first.
+func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
+	var runs []jobs.RunRecord
+	if err := s.db.SelectContext(ctx, &runs, `SELECT `+runColumns+` FROM recon_runs ORDER BY id DESC LIMIT $1`, limit); err != nil {
+		return nil, fmt.Errorf("list runs: %w", translate(err))
+	}
+	return runs, nil
+}
+
+// LatestRun returns the newest run of a cutoff that committed its grants, or nil.
+func (s *Store) LatestRun(ctx context.Context, asOf time.Time) (*jobs.RunRecord, error) {
+	var r jobs.RunRecord
+	err := s.db.GetContext(ctx, &r, `SELECT `+runColumns+` FROM recon_runs
+		WHERE as_of = $1 AND grants_committed_at IS NOT NULL ORDER BY id DESC LIMIT 1`, asOf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load latest run as_of=%s: %w", asOf.Format(time.RFC3339), translate(err))
+	}
+	return &r, nil
+}
+
+// Session is a pinned connection holding the run lock.
+type Session struct {
+	conn *sqlx.Conn
+}
+
+// Snapshot runs fn on a repeatable-read transaction of the locked connection.
+func (s *Session) Snapshot(ctx context.Context, fn func(jobs.Snapshot) error) error {
+	return snapshot(ctx, s.conn, fn)
+}
+
+// AbandonRunning marks as abandoned every run still "running": whoever ran them held this lock,
+// so they are dead.
+func (s *Session) AbandonRunning(ctx context.Context) (int64, error) {
+	res, err := s.conn.ExecContext(ctx, `UPDATE recon_runs
+		SET status = 'abandoned', finished_at = clock_timestamp(),
+		    error = 'the runner stopped without finishing (crash or kill); found by run ' || pg_backend_pid()
+		WHERE status = 'running'`)
+	if err != nil {
+		return 0, fmt.Errorf("mark abandoned runs: %w", translate(err))
+	}
+	return res.RowsAffected()
+}
+
+// StartRun inserts the ledger row of a run.
+func (s *Session) StartRun(ctx context.Context, r jobs.RunRecord) (int64, error) {
+	host, _ := os.Hostname()
+	var id int64
+	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, host, version, parameters)
+		VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id`, r.Kind, r.AsOf, host, r.Version, r.Parameters)
+	if err != nil {
+		return 0, fmt.Errorf("start run as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
+	}
+	return id, nil
+}
+
+// CommitGrants writes the plan's grants and the run's counts atomically. A key already taken
+// rolls everything back with jobs.ErrGrantConflict.
+func (s *Session) CommitGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, sum jobs.Summary) error {
+	tx, err := s.conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin grants: %w", err)
+	}
+	defer tx.Rollback()
+	const batch = 10000
+	for start := 0; start < len(grants); start += batch {
+		part := grants[start:min(start+batch, len(grants))]
+		if err := insertGrants(ctx, tx, runID, asOf, part); err != nil {
+			return err
+		}
+	}
+	totals, err := json.Marshal(sum.Programs)
+	if err != nil {
+		return fmt.Errorf("encode run totals: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE recon_runs SET usage_rows = $2, anomalies = $3, grants_written = $4,
+		amount_granted = $5, totals = $6, grants_committed_at = clock_timestamp() WHERE id = $1`,
+		runID, sum.UsageRows, sum.Anomalies, sum.Grants, sum.Amount, totals); err != nil {
+		return fmt.Errorf("record run %d counts: %w", runID, translate(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit %d grants of run %d: %w", len(grants), runID, translate(err))
+	}
+	return nil
+}
+
+func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time, grants []reconcile.Grant) error {
+	n := len(grants)
+	keys, programs, accounts, roles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	beneficiaries, templates, referred := make([]string, n), make([]string, n), make([]string, n)
+	amounts, before, spend, earned := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, g := range grants {
+		keys[i], programs[i], accounts[i], roles[i] = g.IdempotencyKey, string(g.Program), g.AccountID, g.Role
+		beneficiaries[i], templates[i], referred[i] = g.BeneficiaryID, g.TemplateID, g.ReferredUser
+		amounts[i], before[i] = g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2)
+		spend[i], earned[i] = g.Spend.String(), g.Earned.String()
+	}
+	res, err := tx.ExecContext(ctx, query("grants_insert"), asOf, runID,
+		pq.Array(keys), pq.Array(programs), pq.Array(accounts), pq.Array(roles), pq.Array(beneficiaries),
+		pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned))
+	if err != nil {
+		return fmt.Errorf("insert grants of run %d: %w", runID, translate(err))
+	}
+	written, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("insert grants of run %d: %w", runID, err)
+	}
+	if written != int64(n) {
+		return fmt.Errorf("run %d wrote %d of %d grants: %w", runID, written, n, jobs.ErrGrantConflict)
+	}
+	return nil
+}
+
+// FinishRun records how the run ended. It uses its own short deadline so that a run cancelled by
+// SIGTERM still records why it stopped.
+func (s *Session) FinishRun(ctx context.Context, runID int64, status, errText string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.conn.ExecContext(ctx, `UPDATE recon_runs SET status = $2, finished_at = clock_timestamp(),
+		error = nullif($3, '') WHERE id = $1`, runID, status, errText); err != nil {
+		return fmt.Errorf("finish run %d: %w", runID, translate(err))
+	}
+	return nil
+}
+
+// Close releases the lock by closing the session: a session lock ends with its connection.
+func (s *Session) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.conn.ExecContext(ctx, "SELECT pg_advisory_unlock(hashtext($1))", lockKey)
+	return s.conn.Close()
+}
+
+// Snapshot is a repeatable-read transaction.
+type Snapshot struct {
+	tx *sqlx.Tx
+}
+
+// PrepareAnomalies builds the run's anomaly table and counts the rows considered.
+func (s *Snapshot) PrepareAnomalies(ctx context.Context, r jobs.AnomalyRules) (considered, anomalies int64, err error) {
+	if _, err := s.tx.ExecContext(ctx, query("anomalies_prepare"), r.AsOf, r.Latest, r.MaxAmount); err != nil {
+		return 0, 0, fmt.Errorf("find anomalies as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
+	}
+	if _, err := s.tx.ExecContext(ctx, query("anomalies_index")); err != nil {
+		return 0, 0, fmt.Errorf("index anomalies: %w", translate(err))
+	}
+	if err := s.tx.GetContext(ctx, &anomalies, "SELECT count(*) FROM run_anomalies"); err != nil {
+		return 0, 0, fmt.Errorf("count anomalies: %w", translate(err))
+	}
+	if err := s.tx.GetContext(ctx, &considered, query("usage_considered"), r.AsOf, r.Latest); err != nil {
+		return 0, 0, fmt.Errorf("count usage as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
+	}
+	return considered, anomalies, nil
+}
+
+// Anomalies streams the anomalies in usage id order.
+func (s *Snapshot) Anomalies(ctx context.Context, fn func(jobs.Anomaly) error) error {
+	return stream(ctx, s.tx, "list anomalies", query("anomalies_list"), nil, func(rows *sqlx.Rows) error {
+		var a jobs.Anomaly
+		if err := rows.StructScan(&a); err != nil {
+			return err
+		}
+		a.OccurredAt = a.OccurredAt.UTC()
+		return fn(a)
+	})
+}
+
+type referrerRow struct {
+	ReferrerID  string          `db:"referrer_id"`
+	Referrals   int64           `db:"referrals"`
+	UsageRows   int64           `db:"usage_rows"`
+	Spend       decimal.Decimal `db:"spend"`
+	Accepted    bool            `db:"accepted"`
+	Granted     decimal.Decimal `db:"granted"`
+	GrantedAsOf decimal.Decimal `db:"granted_as_of"`
+}
+
+// Referrers streams the Referral Program aggregates, ordered by referrer id.
+func (s *Snapshot) Referrers(ctx context.Context, q jobs.Query, fn func(reconcile.ReferrerTotals) error) error {
+	return stream(ctx, s.tx, "aggregate referrers", query("referrers"), q, func(rows *sqlx.Rows) error {
+		var r referrerRow
+		if err := rows.StructScan(&r); err != nil {
+			return err
+		}
+		return fn(reconcile.ReferrerTotals{ReferrerID: r.ReferrerID, Referrals: r.Referrals, UsageRows: r.UsageRows,
+			Spend: r.Spend, Accepted: r.Accepted, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
+	})
+}
+
+type templateRow struct {
+	TemplateID     string          `db:"template_id"`
+	CreatorID      string          `db:"creator_id"`
+	UsageRows      int64           `db:"usage_rows"`
+	RuntimeSeconds int64           `db:"runtime_seconds"`
+	Spend          decimal.Decimal `db:"spend"`
+	Granted        decimal.Decimal `db:"granted"`
+	GrantedAsOf    decimal.Decimal `db:"granted_as_of"`
+}
+
+// Templates streams the Template Program aggregates, ordered by template id.
+func (s *Snapshot) Templates(ctx context.Context, q jobs.Query, fn func(reconcile.TemplateTotals) error) error {
+	return stream(ctx, s.tx, "aggregate templates", query("templates"), q, func(rows *sqlx.Rows) error {
+		var r templateRow
+		if err := rows.StructScan(&r); err != nil {
+			return err
+		}
+		return fn(reconcile.TemplateTotals{TemplateID: r.TemplateID, CreatorID: r.CreatorID, UsageRows: r.UsageRows,
+			RuntimeSeconds: r.RuntimeSeconds, Spend: r.Spend, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
+	})
+}
+
+type serverlessRow struct {
+	ReferredUserID      string          `db:"referred_user_id"`
+	ReferrerID          string          `db:"referrer_id"`
+	UsageRows           int64           `db:"usage_rows"`
+	Spend               decimal.Decimal `db:"spend"`
+	GrantedReferrer     decimal.Decimal `db:"granted_referrer"`
+	GrantedReferred     decimal.Decimal `db:"granted_referred"`
+	GrantedReferrerAsOf decimal.Decimal `db:"granted_referrer_as_of"`
+	GrantedReferredAsOf decimal.Decimal `db:"granted_referred_as_of"`
+}
+
+// Serverless streams the Serverless Referral Program aggregates, ordered by referred user id.
+func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconcile.ServerlessTotals) error) error {
+	return stream(ctx, s.tx, "aggregate serverless referrals", query("serverless"), q, func(rows *sqlx.Rows) error {
+		var r serverlessRow
+		if err := rows.StructScan(&r); err != nil {
+			return err
+		}
+		return fn(reconcile.ServerlessTotals{ReferredUserID: r.ReferredUserID, ReferrerID: r.ReferrerID,
+			UsageRows: r.UsageRows, Spend: r.Spend,
+			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
+			GrantedReferrerAsOf: r.GrantedReferrerAsOf, GrantedReferredAsOf: r.GrantedReferredAsOf})
+	})
+}
+
+// Grants streams grants in id order.
+func (s *Snapshot) Grants(ctx context.Context, f jobs.GrantFilter, fn func(jobs.GrantRecord) error) error {
+	args := []any{nullTime(f.AsOf), nullString(f.Beneficiary)}
+	return streamArgs(ctx, s.tx, "list grants", query("grants_list"), args, func(rows *sqlx.Rows) error {
+		var g jobs.GrantRecord
+		if err := rows.StructScan(&g); err != nil {
+			return err
+		}
+		g.AsOf, g.CreatedAt = g.AsOf.UTC(), g.CreatedAt.UTC()
+		return fn(g)
+	})
+}
+
+// GrantTotals sums grants per program as of a cutoff; programs without grants are zero.
+func (s *Snapshot) GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]jobs.GrantTotal, error) {
+	var rows []struct {
+		Program       string          `db:"program"`
+		GrantsAsOf    int64           `db:"grants_as_of"`
+		GrantedAsOf   decimal.Decimal `db:"granted_as_of"`
+		GrantedToDate decimal.Decimal `db:"granted_to_date"`
+	}
+	if err := s.tx.SelectContext(ctx, &rows, query("grant_totals"), asOf); err != nil {
+		return nil, fmt.Errorf("sum grants as_of=%s: %w", asOf.Format(time.RFC3339), translate(err))
+	}
+	totals := map[reconcile.Program]jobs.GrantTotal{}
+	for _, r := range rows {
+		totals[reconcile.Program(r.Program)] = jobs.GrantTotal{GrantsAsOf: r.GrantsAsOf, GrantedAsOf: r.GrantedAsOf, GrantedToDate: r.GrantedToDate}
+	}
+	return totals, nil
+}
+
+// stream runs an aggregate query with the arguments of q and calls fn for each row.
+func stream(ctx context.Context, tx *sqlx.Tx, what, text string, q any, fn func(*sqlx.Rows) error) error {
+	var args []any
+	if q, ok := q.(jobs.Query); ok {
+		args = []any{q.AsOf, startArg(q.Start), nullString(q.Beneficiary)}
+	}
+	return streamArgs(ctx, tx, what, text, args, fn)
+}
+
+func streamArgs(ctx context.Context, tx *sqlx.Tx, what, text string, args []any, fn func(*sqlx.Rows) error) error {
+	rows, err := tx.QueryxContext(ctx, text, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, translate(err))
+	}
+	return nil
+}
+
+// startArg passes a program start; no start date is -infinity.
+func startArg(t time.Time) any {
+	if t.IsZero() {
+		return "-infinity"
+	}
+	return t
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// translate turns driver errors into the project's: unique violations on grants become
+// jobs.ErrGrantConflict; others keep the driver's message and code.
+func translate(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		return fmt.Errorf("%w: %s", jobs.ErrGrantConflict, pqErr.Message)
+	}
+	return err
+}
