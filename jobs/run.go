@@ -134,8 +134,24 @@ type Runner struct {
 	Store    Store
 	Config   Config
 	Exporter Exporter // nil: no reports
+	Observer Observer // nil: nobody is told
 	Log      *slog.Logger
 	Now      func() time.Time
+}
+
+// Observer is told how every run (not dry runs) ended, e.g. to push metrics.
+type Observer interface {
+	RunFinished(ctx context.Context, r RunReport)
+}
+
+// RunReport is how a run ended: Err is nil on success.
+type RunReport struct {
+	RunID    int64
+	Kind     string
+	AsOf     time.Time
+	Summary  Summary
+	Duration time.Duration
+	Err      error
 }
 
 // Exporter writes the reports of a cutoff after its grants are committed.
@@ -195,6 +211,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	res, err := r.run(ctx, sess, runID, opts.AsOf, now)
 	status, errText := StatusSucceeded, ""
 	if err != nil {
@@ -203,7 +220,29 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if ferr := sess.FinishRun(ctx, runID, status, errText); ferr != nil {
 		err = errors.Join(err, ferr)
 	}
+	d := time.Since(started)
+	if err == nil {
+		r.logSummary(res, d)
+	}
+	if r.Observer != nil {
+		r.Observer.RunFinished(context.WithoutCancel(ctx), RunReport{RunID: runID, Kind: kind, AsOf: opts.AsOf,
+			Summary: res.Plan.Summary, Duration: d, Err: err})
+	}
 	return res, err
+}
+
+// logSummary logs the one summary line of a run: cutoff, grants and amount per program,
+// anomalies, duration.
+func (r *Runner) logSummary(res *Result, d time.Duration) {
+	s := res.Plan.Summary
+	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
+		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds()}
+	for _, p := range reconcile.Programs {
+		ps := s.Programs[p]
+		attrs = append(attrs, slog.Group(string(p), "grants", ps.Grants, "amount_usd", ps.Amount.StringFixed(2),
+			"eligible", ps.Eligible, "accounts", ps.Accounts, "clawback_due_usd", ps.ClawbackDue.StringFixed(2)))
+	}
+	r.Log.Info("run summary", attrs...)
 }
 
 func (r *Runner) run(ctx context.Context, sess Session, runID int64, asOf, now time.Time) (*Result, error) {

@@ -28,6 +28,8 @@ type Store interface {
 	Lock(ctx context.Context) (Session, error)
 	// Accept records a Referral Program acceptance; created is false if one was already recorded.
 	Accept(ctx context.Context, a Acceptance) (created bool, err error)
+	// SucceededCutoffs lists the cutoffs from..to (both included) that have a successful run.
+	SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error)
 	// Runs lists the run ledger, newest first.
 	Runs(ctx context.Context, limit int) ([]RunRecord, error)
 	Close() error

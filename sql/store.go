@@ -194,6 +194,16 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
 	return runs, nil
 }
 
+// SucceededCutoffs lists the cutoffs from..to that have a successful run.
+func (s *Store) SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error) {
+	var out []time.Time
+	if err := s.db.SelectContext(ctx, &out, `SELECT DISTINCT as_of FROM recon_runs
+		WHERE status = 'succeeded' AND as_of BETWEEN $1 AND $2`, from, to); err != nil {
+		return nil, fmt.Errorf("list successful runs %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), translate(err))
+	}
+	return out, nil
+}
+
 // LatestRun returns the newest run of a cutoff that committed its grants, or nil.
 func (s *Store) LatestRun(ctx context.Context, asOf time.Time) (*jobs.RunRecord, error) {
 	var r jobs.RunRecord

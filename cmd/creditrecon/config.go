@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/runpod/creditrecon/jobs"
-	"github.com/runpod/creditrecon/reconcile"
 	sqlstore "github.com/runpod/creditrecon/sql"
 )
 
@@ -205,25 +203,7 @@ func parseCutoff(v string, loc *time.Location) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither a DATE (YYYY-MM-DD) nor a TIME (RFC 3339, e.g. 2026-02-01T06:00:00Z)", v)
 }
 
-// today is 00:00 of now's day in loc: the nightly cutoff.
-func today(now time.Time, loc *time.Location) time.Time {
-	y, m, d := now.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, loc)
-}
-
 // businessDate is the day a cutoff closes: the day before it, in loc.
 func businessDate(asOf time.Time, loc *time.Location) string {
 	return asOf.Add(-time.Nanosecond).In(loc).Format(time.DateOnly)
-}
-
-func logRunSummary(log *slog.Logger, res *jobs.Result, d time.Duration) {
-	s := res.Plan.Summary
-	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
-		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds()}
-	for _, p := range reconcile.Programs {
-		ps := s.Programs[p]
-		attrs = append(attrs, slog.Group(string(p), "grants", ps.Grants, "amount_usd", ps.Amount.StringFixed(2),
-			"eligible", ps.Eligible, "accounts", ps.Accounts))
-	}
-	log.Info("run summary", attrs...)
 }

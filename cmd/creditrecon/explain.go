@@ -29,7 +29,7 @@ func cmdExplain(ctx context.Context, e *env, args []string) error {
 	if cfg.Location, err = c.validate(); err != nil {
 		return err
 	}
-	cutoff := today(e.now(), cfg.Location)
+	cutoff := jobs.Nightly(e.now(), cfg.Location)
 	if *asOf != "" {
 		if cutoff, err = parseCutoff(*asOf, cfg.Location); err != nil {
 			return usageErrorf("as-of: %v", err)

@@ -31,7 +31,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if cfg.Location, err = c.validate(); err != nil {
 		return err
 	}
-	cutoff := today(e.now(), cfg.Location)
+	cutoff := jobs.Nightly(e.now(), cfg.Location)
 	if *asOf != "" {
 		if cutoff, err = parseCutoff(*asOf, cfg.Location); err != nil {
 			return usageErrorf("as-of: %v", err)
@@ -51,7 +51,6 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	defer st.Close()
 	log := newLogger(e.stderr, c.logFormat)
 	r := &jobs.Runner{Store: st, Config: cfg, Log: log, Now: e.now}
-	started := time.Now()
 	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun})
 	if err != nil {
 		log.Error("run failed", "as_of", cutoff, "error", err.Error())
@@ -61,7 +60,6 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		printPlan(e.stdout, res.Plan, businessDate(cutoff, cfg.Location))
 		return nil
 	}
-	logRunSummary(log, res, time.Since(started))
 	printSummary(e.stdout, res, businessDate(cutoff, cfg.Location))
 	return nil
 }
