@@ -23,11 +23,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"migrate": {"create or upgrade the job-owned tables (safe to run every time)", cmdMigrate},
-	"run":     {"reconcile as of a cutoff, write the grants owed, export the reports", cmdRun},
-	"accept":  {"record a referrer's acceptance into the Referral Program", cmdAccept},
-	"explain": {"show why a user got, or did not get, credits", cmdExplain},
-	"runs":    {"list the run ledger, newest first", cmdRuns},
+	"migrate":  {"create or upgrade the job-owned tables (safe to run every time)", cmdMigrate},
+	"run":      {"reconcile as of a cutoff, write the grants owed, export the reports", cmdRun},
+	"accept":   {"record a referrer's acceptance into the Referral Program", cmdAccept},
+	"explain":  {"show why a user got, or did not get, credits", cmdExplain},
+	"runs":     {"list the run ledger, newest first", cmdRuns},
+	"backfill": {"one run per daily cutoff from --from to --to, skipping cutoffs already run", cmdBackfill},
+	"serve":    {"run the nightly job on a cron schedule (deployments without Kubernetes)", cmdServe},
 }
 
 // env is what a command talks to; tests build one around buffers.

@@ -102,25 +102,25 @@ INSERT INTO usage_events (id, user_id, product, template_id, amount_usd, runtime
   (60001, 'ghost', 'pod', NULL, 3.00, 60, '2026-01-15 00:00Z');
 `
 
-// bulkSQL adds %[1]d usage rows spread evenly over February 2026, all positive, on every user but
-// the referrers and carol: the referred users' serverless rows are worth ten times more, so most
+// bulkSQL (a fmt format; %[1]d is the row count) adds that many usage rows spread evenly over
+// February 2026, all positive, on every user but the referrers and carol: the referred users' serverless rows are worth ten times more, so most
 // referred users cross the serverless threshold at some point in February; the template users run
 // tpl_llm. Cutoffs from 2026-02-01 on therefore see spend that only grows.
 const bulkSQL = `
 CREATE TEMP TABLE pool AS
 SELECT (row_number() OVER (ORDER BY u.id COLLATE "C") - 1)::int AS idx, u.id AS user_id,
-       CASE WHEN u.id LIKE 'tuser%' THEN 'tpl_llm' END AS template_id,
+       CASE WHEN u.id LIKE 'tuser%%' THEN 'tpl_llm' END AS template_id,
        EXISTS (SELECT 1 FROM referrals r WHERE r.referred_user_id = u.id) AS referred
   FROM users u WHERE u.id NOT IN ('ref_alice', 'ref_bob', 'ref_cat', 'carol');
 INSERT INTO usage_events (id, user_id, product, template_id, amount_usd, runtime_seconds, occurred_at)
 SELECT 1000000 + g, p.user_id,
-       CASE WHEN g % 3 = 0 THEN 'serverless' ELSE 'pod' END,
+       CASE WHEN g %% 3 = 0 THEN 'serverless' ELSE 'pod' END,
        p.template_id,
-       ((g::bigint * 7919) % 10000)::numeric / 10000 * CASE WHEN g % 3 = 0 AND p.referred THEN 10 ELSE 1 END,
+       ((g::bigint * 7919) %% 10000)::numeric / 10000 * CASE WHEN g %% 3 = 0 AND p.referred THEN 10 ELSE 1 END,
        60,
        timestamptz '2026-02-01 00:00Z' + (g::float8 / %[1]d) * interval '28 days'
   FROM generate_series(1, %[1]d) g
-  JOIN pool p ON p.idx = g % (SELECT count(*) FROM pool);
+  JOIN pool p ON p.idx = g %% (SELECT count(*) FROM pool);
 ANALYZE;
 `
 

@@ -15,10 +15,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [flags]",
 		"creditrecon run --as-of 2026-02-01 --dry-run")
 	s := &settings{fs: fs}
-	var c common
-	c.register(s)
-	cfg := jobs.DefaultConfig()
-	programFlags(s, &cfg)
+	var rs runnerSettings
+	rs.register(s)
 	asOf := fs.String("as-of", "", "cutoff: DATE (YYYY-MM-DD, 00:00 in --timezone) or TIME (RFC 3339); default today 00:00")
 	dryRun := fs.Bool("dry-run", false, "print the grants the run would write, and write nothing")
 	rest, err := s.parse(args)
@@ -28,52 +26,47 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if len(rest) > 0 {
 		return usageErrorf("run: unexpected argument %q", rest[0])
 	}
-	if cfg.Location, err = c.validate(); err != nil {
+	if err := rs.validate(); err != nil {
 		return err
 	}
-	cutoff := jobs.Nightly(e.now(), cfg.Location)
+	cutoff := jobs.Nightly(e.now(), rs.cfg.Location)
 	if *asOf != "" {
-		if cutoff, err = parseCutoff(*asOf, cfg.Location); err != nil {
+		if cutoff, err = parseCutoff(*asOf, rs.cfg.Location); err != nil {
 			return usageErrorf("as-of: %v", err)
 		}
-	}
-	cfg.Version = version
-	if err := cfg.Validate(); err != nil {
-		return &usageError{err}
 	}
 	if cutoff.After(e.now()) {
 		return usageErrorf("as-of: %s is in the future; a cutoff must have passed", cutoff.Format(time.RFC3339))
 	}
-	st, err := c.open(ctx)
+	log := newLogger(e.stderr, rs.logFormat)
+	r, closeRunner, err := rs.runner(ctx, e, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	log := newLogger(e.stderr, c.logFormat)
-	r := &jobs.Runner{Store: st, Config: cfg, Log: log, Now: e.now}
+	defer closeRunner()
 	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun})
 	if err != nil {
 		log.Error("run failed", "as_of", cutoff, "error", err.Error())
 		return fmt.Errorf("run as_of=%s: %w", cutoff.Format(time.RFC3339), err)
 	}
 	if *dryRun {
-		printPlan(e.stdout, res.Plan, businessDate(cutoff, cfg.Location))
+		printPlan(e.stdout, res.Plan, businessDate(cutoff, rs.cfg.Location))
 		return nil
 	}
-	printSummary(e.stdout, res, businessDate(cutoff, cfg.Location))
+	printSummary(e.stdout, res, businessDate(cutoff, rs.cfg.Location))
 	return nil
 }
 
 func printPlan(w io.Writer, p jobs.Plan, date string) {
 	fmt.Fprintf(w, "DRY RUN as of %s (business date %s): nothing written.\n\n", p.Summary.AsOf.Format(time.RFC3339), date)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "program\tbeneficiary\taccount\tamount_usd\tgranted_before\tearned_usd\tidempotency_key\t")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROGRAM\tBENEFICIARY\tACCOUNT\tAMOUNT_USD\tGRANTED_BEFORE\tEARNED_USD\tIDEMPOTENCY_KEY")
 	for _, g := range p.Grants {
 		account := g.AccountID
 		if g.Role != "" {
 			account += " (" + g.Role + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", g.Program, g.BeneficiaryID, account,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Program, g.BeneficiaryID, account,
 			g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2), g.Earned.String(), g.IdempotencyKey)
 	}
 	tw.Flush()
