@@ -160,20 +160,23 @@ func (p Params) EvaluateTemplate(t TemplateTotals) Decision {
 	return settle(d, unmet)
 }
 
-// settle sets the target from eligibility (no unmet condition), then owed or clawback_due and the
-// status. A negative target (refunds beyond spend) counts as zero: grants are never negative.
+// settle sets the target from eligibility (no unmet condition), then owed, clawback_due and the
+// status. A negative earned amount (refunds beyond spend) targets zero: grants are never negative.
+// Clawback measures earnings lost to refunds, granted - FloorToCent(earned), whether or not the
+// account is still eligible: losing eligibility stops new grants but does not make the earnings
+// already paid "due back".
 func settle(d Decision, unmet []string) Decision {
 	d.Eligible = len(unmet) == 0
 	d.Reason = strings.Join(unmet, "; ")
-	if d.Eligible && d.Earned.IsPositive() {
-		d.Target = FloorToCent(d.Earned)
+	floor := decimal.Max(FloorToCent(d.Earned), decimal.Zero)
+	if d.Eligible {
+		d.Target = floor
 	}
-	diff := d.Target.Sub(d.Granted)
-	switch {
-	case diff.IsPositive():
-		d.Owed = diff
-	case diff.IsNegative():
-		d.ClawbackDue = diff.Neg()
+	if d.Target.GreaterThan(d.Granted) {
+		d.Owed = d.Target.Sub(d.Granted)
+	}
+	if d.Granted.GreaterThan(floor) {
+		d.ClawbackDue = d.Granted.Sub(floor)
 	}
 	switch {
 	case d.ClawbackDue.IsPositive():
