@@ -1,0 +1,904 @@
+package k8s
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	_ "time/tzdata" // time zones load the same on every machine, as on the API server
+
+	"github.com/robfig/cron/v3"
+	"github.com/runpod/creditrecon/internal/exitcode"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// exitCodes are the exit codes of the creditrecon binary. They must match the exit codes that
+// cmd/creditrecon returns (internal/exitcode; TestExitCodesMatchTheBinary compares them): a pod
+// failure policy rule naming a code the binary never uses never fires, and the code it should
+// have named is then retried or ignored by mistake.
+var exitCodes = map[int32]string{
+	0: "success",
+	1: "the run failed",
+	2: "bad usage or configuration",
+	3: "another run holds the advisory lock",
+	4: "interrupted by SIGTERM or SIGINT at a safe point",
+}
+
+// exitUsage is the exit code for bad usage or configuration. A retry fails the same way, so
+// every pod failure policy must fail the Job at once on it, for every container.
+const exitUsage = 2
+
+// Names and values the manifests and the binary agree on.
+const (
+	mainContainer     = "creditrecon"
+	migrateContainer  = "migrate"
+	serviceAccount    = "creditrecon"
+	configMapName     = "creditrecon-config"
+	dbSecretName      = "creditrecon-db"
+	dbSecretKey       = "database-url"
+	nonRootUID        = 65532 // the image's user (distroless nonroot)
+	roleARNAnnotation = "eks.amazonaws.com/role-arn"
+	placeholderDate   = "YYYY-MM-DD"
+	placeholderRole   = ":000000000000:" // the account of base's role ARN
+	placeholderBucket = "set-in-overlay"
+)
+
+// kustomizations are the directories under k8s/ that render to manifests.
+// TestEveryKustomizationIsChecked keeps this list complete.
+var kustomizations = []struct {
+	dir string
+	// env names the environment the kustomization deploys to; its namespace and image must be
+	// set. Empty for templates, which hold placeholders and are not applied as they are.
+	env  string
+	want []string // the objects rendered, "Kind/name", sorted
+}{
+	{"base", "", []string{"ConfigMap/creditrecon-config", "CronJob/creditrecon-nightly", "ServiceAccount/creditrecon"}},
+	{"backfill", "", []string{"Job/creditrecon-backfill"}},
+	{"sharded", "", []string{"Job/creditrecon-sharded"}},
+	{"overlays/staging", "staging", []string{"ConfigMap/creditrecon-config", "CronJob/creditrecon-nightly", "ServiceAccount/creditrecon"}},
+	{"overlays/staging/backfill", "staging", []string{"Job/creditrecon-backfill"}},
+	{"overlays/staging/sharded", "staging", []string{"Job/creditrecon-sharded"}},
+	{"overlays/production", "production", []string{"ConfigMap/creditrecon-config", "CronJob/creditrecon-nightly", "ServiceAccount/creditrecon"}},
+	{"overlays/production/backfill", "production", []string{"Job/creditrecon-backfill"}},
+	{"overlays/production/sharded", "production", []string{"Job/creditrecon-sharded"}},
+}
+
+func TestManifests(t *testing.T) {
+	// What each environment's kustomizations render, to check they agree: a backfill must run
+	// in the nightly run's namespace with the nightly run's image.
+	namespaces := map[string]map[string][]string{} // env -> namespace -> dirs
+	images := map[string]map[string][]string{}     // env -> image -> dirs
+
+	for _, k := range kustomizations {
+		t.Run(k.dir, func(t *testing.T) {
+			objs := renderObjects(t, k.dir)
+
+			var got []string
+			for _, o := range objs {
+				got = append(got, o.id())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, k.want) {
+				t.Errorf("objects: got %q, want %q", got, k.want)
+			}
+
+			for _, p := range check(k.env, objs) {
+				t.Error(p)
+			}
+
+			if k.env == "" {
+				return
+			}
+			for _, o := range objs {
+				addTo(namespaces, k.env, o.namespace, k.dir)
+				for _, c := range o.containers() {
+					addTo(images, k.env, c.Image, k.dir)
+				}
+			}
+		})
+	}
+
+	for env, byNamespace := range namespaces {
+		if len(byNamespace) > 1 {
+			t.Errorf("%s: the kustomizations use different namespaces: %v", env, byNamespace)
+		}
+	}
+	for env, byImage := range images {
+		if len(byImage) > 1 {
+			t.Errorf("%s: the kustomizations use different images: %v", env, byImage)
+		}
+	}
+}
+
+func addTo(m map[string]map[string][]string, env, value, dir string) {
+	if m[env] == nil {
+		m[env] = map[string][]string{}
+	}
+	if !slices.Contains(m[env][value], dir) {
+		m[env][value] = append(m[env][value], dir)
+	}
+}
+
+// TestEveryKustomizationIsChecked fails when a kustomization under k8s/ is missing from
+// kustomizations, so a new overlay cannot go unchecked.
+func TestEveryKustomizationIsChecked(t *testing.T) {
+	var found []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || d.Name() != "kustomization.yaml" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var k struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(b, &k); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if k.Kind != "Component" { // components render only as part of a kustomization
+			found = append(found, filepath.ToSlash(filepath.Dir(path)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, k := range kustomizations {
+		listed = append(listed, k.dir)
+	}
+	slices.Sort(found)
+	slices.Sort(listed)
+	if !slices.Equal(found, listed) {
+		t.Errorf("kustomizations under k8s/: got %q, the test checks %q; add the new ones to kustomizations", found, listed)
+	}
+}
+
+// TestChecksCatchBrokenManifests renders testdata/broken, which breaks the rules the checks
+// enforce, and requires each broken rule to be reported.
+func TestChecksCatchBrokenManifests(t *testing.T) {
+	problems := check("broken", renderObjects(t, "testdata/broken"))
+	all := strings.Join(problems, "\n")
+
+	for _, want := range []string{
+		// CronJob
+		`CronJob/creditrecon-nightly-with-a-name-that-is-much-too-long: name is 53 characters`,
+		`schedule "61 0 * * *": `,
+		`timeZone "Mars/Olympus": `,
+		`concurrencyPolicy is "Allow", want Forbid`,
+		`startingDeadlineSeconds is 5, want more than 10`,
+		`no successfulJobsHistoryLimit or failedJobsHistoryLimit`,
+		`CronJob/creditrecon-late: timeZone "America/New_York" is not UTC`,
+		`CronJob/creditrecon-late: a Job scheduled at 23:00 can start pods until 04:00, the next day`,
+		`restartPolicy is "OnFailure"`,
+		`exit code 7 is not one creditrecon returns`,
+		`values [4 3] must be sorted and without duplicates`,
+		`containerName "sidecar" is not a container of the pod`,
+		`exit code 2 of container "creditrecon" does not fail the Job at once`,
+		`no rule ignores the DisruptionTarget pod condition`,
+		`"migrate" must be the first init container`,
+		`image "creditrecon:latest" is not pinned to a version`,
+		`runAsNonRoot is not true`,
+		`readOnlyRootFilesystem is not true`,
+		`allowPrivilegeEscalation is not false`,
+		`capabilities do not drop ALL`,
+		`no cpu request`,
+		`no memory limit`,
+		`DATABASE_URL must come from secretKeyRef creditrecon-db/database-url`,
+		`env PGURL holds a database URL in plain text`,
+		`nothing mounted at /tmp`,
+		`--shard outside an Indexed Job`,
+		`serviceAccountName is "default", want "creditrecon"`,
+		// Indexed Job
+		`parallelism 2 differs from completions 3`,
+		`--shard="$(JOB_COMPLETION_INDEX)/4", want "$(JOB_COMPLETION_INDEX)/3"`,
+		`no --as-of`,
+		`no activeDeadlineSeconds`,
+		`no podFailurePolicy`,
+		`/tmp is volume "tmp" with no sizeLimit`,
+		`resources: memory request 512Mi is above its limit 256Mi`,
+		// backfill Job
+		`Job/creditrecon-backfill-broken: --from 2026-02-01 is after --to 2026-01-01`,
+		`args refer to $(SHARD_INDEX), which is not defined`,
+		`--from: "YYYY-MM-DD" is a placeholder`,
+		`Job/creditrecon-backfill-broken-with-a-name-longer-than-sixty-three-characters-is-no-good: name is not a valid DNS-1123 label`,
+		// ServiceAccount and ConfigMap
+		`ServiceAccount/creditrecon: role ARN "arn:aws:iam::000000000000:role/creditrecon-set-in-overlay" is the base's placeholder`,
+		`REPORTS_URL "file:///tmp/reports" is not an s3:// URL`,
+		`ConfigMap/creditrecon-config: DATABASE_URL belongs in Secret creditrecon-db`,
+		`CREDITRECON_LOG_FORMAT is "text", want json`,
+		`has no namespace`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("problems do not report %q; got:\n%s", want, all)
+		}
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	const cronJob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: x\nspec:\n  schedule: \"@daily\"\n"
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr string // empty: decodes
+	}{
+		{"valid", cronJob, ""},
+		{"unknown field", cronJob + "  timezone: Etc/UTC\n", `unknown field "spec.timezone"`},
+		{"field in the wrong case", cronJob + "  TimeZone: Etc/UTC\n", `unknown field "spec.TimeZone"`},
+		{"duplicate field", cronJob + "  schedule: \"@hourly\"\n", `"schedule" already set in map`},
+		{"wrong type", cronJob + "  startingDeadlineSeconds: soon\n", `cannot unmarshal string`},
+		{"shipped secret", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creditrecon-db\n", "the cluster admin creates Secrets"},
+		{"unexpected kind", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n", `no check for apps/v1 Deployment`},
+		{"old API version", "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: x\n", `no check for batch/v1beta1 CronJob`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decode([]byte(tt.doc))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("decode: got %v, want no error", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("decode: got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestExitCodesMatchTheBinary(t *testing.T) {
+	binary := map[int32]string{
+		exitcode.OK:          "OK",
+		exitcode.Failed:      "Failed",
+		exitcode.Usage:       "Usage",
+		exitcode.Locked:      "Locked",
+		exitcode.Interrupted: "Interrupted",
+	}
+	got, want := slices.Sorted(maps.Keys(exitCodes)), slices.Sorted(maps.Keys(binary))
+	if !slices.Equal(got, want) {
+		t.Errorf("exit codes: the manifests' test knows %v, internal/exitcode has %v", got, want)
+	}
+	if exitUsage != exitcode.Usage {
+		t.Errorf("exitUsage = %d, internal/exitcode.Usage = %d", exitUsage, exitcode.Usage)
+	}
+}
+
+// renderObjects renders the kustomization in dir with `kubectl kustomize` and decodes every
+// object in it strictly.
+func renderObjects(t *testing.T, dir string) []object {
+	t.Helper()
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl is not installed: this test renders the manifests with `kubectl kustomize` (kubectl 1.27 or newer; CI installs it): %v", err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(kubectl, "kustomize", dir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr.Bytes())
+	}
+	var objs []object
+	for i, doc := range splitDocuments(out) {
+		o, err := decode(doc)
+		if err != nil {
+			t.Errorf("document %d: %v", i, err)
+			continue
+		}
+		objs = append(objs, o)
+	}
+	if len(objs) == 0 && !t.Failed() {
+		t.Fatalf("kubectl kustomize %s rendered nothing", dir)
+	}
+	return objs
+}
+
+var documentSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+// splitDocuments splits a multi-document YAML stream at its "---" lines.
+func splitDocuments(b []byte) [][]byte {
+	var docs [][]byte
+	for _, d := range documentSeparator.Split(string(b), -1) {
+		if strings.TrimSpace(d) != "" {
+			docs = append(docs, []byte(d))
+		}
+	}
+	return docs
+}
+
+// object is one decoded manifest.
+type object struct {
+	kind, name, namespace string
+	value                 any // *batchv1.CronJob, *batchv1.Job, *corev1.ServiceAccount or *corev1.ConfigMap
+}
+
+func (o object) id() string { return o.kind + "/" + o.name }
+
+// containers returns the init containers and containers of o's pod template, if it has one.
+func (o object) containers() []corev1.Container {
+	var pod *corev1.PodSpec
+	switch v := o.value.(type) {
+	case *batchv1.CronJob:
+		pod = &v.Spec.JobTemplate.Spec.Template.Spec
+	case *batchv1.Job:
+		pod = &v.Spec.Template.Spec
+	default:
+		return nil
+	}
+	return slices.Concat(pod.InitContainers, pod.Containers)
+}
+
+// newObject makes the typed value a document of each kind the manifests may hold decodes into.
+var newObject = map[string]func() any{
+	"v1 ServiceAccount": func() any { return new(corev1.ServiceAccount) },
+	"v1 ConfigMap":      func() any { return new(corev1.ConfigMap) },
+	"batch/v1 CronJob":  func() any { return new(batchv1.CronJob) },
+	"batch/v1 Job":      func() any { return new(batchv1.Job) },
+}
+
+// decode decodes one YAML document into its k8s.io/api type the way the API server does with
+// strict field validation: field names are case-sensitive, and unknown or duplicate fields are
+// errors.
+func decode(doc []byte) (object, error) {
+	js, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return object{}, err
+	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		return object{}, err
+	}
+	if head.Kind == "Secret" {
+		return object{}, errors.New("a Secret in the manifests: the cluster admin creates Secrets (k8s/README.md); never ship one")
+	}
+	newValue, ok := newObject[head.APIVersion+" "+head.Kind]
+	if !ok {
+		return object{}, fmt.Errorf("no check for %s %s: add its type and checks to this test", head.APIVersion, head.Kind)
+	}
+	value := newValue()
+	strict, err := kjson.UnmarshalStrict(js, value)
+	if err != nil {
+		return object{}, fmt.Errorf("decode %s: %w", head.Kind, err)
+	}
+	if len(strict) > 0 {
+		return object{}, fmt.Errorf("decode %s: %w", head.Kind, errors.Join(strict...))
+	}
+	meta := value.(interface {
+		GetName() string
+		GetNamespace() string
+	})
+	return object{kind: head.Kind, name: meta.GetName(), namespace: meta.GetNamespace(), value: value}, nil
+}
+
+// check returns what is wrong with the objects of one kustomization. env is the environment
+// they deploy to, or empty for a template whose placeholders are expected.
+func check(env string, objs []object) []string {
+	c := &checker{env: env}
+	for _, o := range objs {
+		c.object(o)
+	}
+	return c.problems
+}
+
+type checker struct {
+	env      string
+	problems []string
+}
+
+func (c *checker) errorf(where, format string, args ...any) {
+	c.problems = append(c.problems, where+": "+fmt.Sprintf(format, args...))
+}
+
+var (
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	roleARN          = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`)
+	variableRef      = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+)
+
+func (c *checker) object(o object) {
+	where := o.id()
+	if c.env != "" && o.namespace == "" {
+		c.errorf(where, "has no namespace: the %s environment component must set it", c.env)
+	}
+	switch v := o.value.(type) {
+	case *batchv1.CronJob:
+		// The CronJob controller appends 11 characters to name its Jobs, and Job names end up
+		// in 63-character label values.
+		if len(o.name) > 52 || !dns1123Subdomain.MatchString(o.name) {
+			c.errorf(where, "name is %d characters, want a DNS-1123 subdomain of at most 52", len(o.name))
+		}
+		c.cronJob(where, v)
+	case *batchv1.Job:
+		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
+			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
+		}
+		c.jobSpec(where, &v.Spec)
+	case *corev1.ServiceAccount:
+		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
+			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
+		}
+		c.serviceAccount(where, v)
+	case *corev1.ConfigMap:
+		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
+			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
+		}
+		c.configMap(where, v)
+	}
+}
+
+func (c *checker) cronJob(where string, cj *batchv1.CronJob) {
+	s := cj.Spec
+	if strings.Contains(s.Schedule, "TZ=") {
+		c.errorf(where, "schedule %q sets a time zone; the API server wants it in timeZone", s.Schedule)
+	}
+	sched, err := cron.ParseStandard(s.Schedule)
+	if err != nil {
+		c.errorf(where, "schedule %q: %v", s.Schedule, err)
+	}
+	var loc *time.Location
+	if s.TimeZone == nil {
+		c.errorf(where, "no timeZone: the schedule would follow the kube-controller-manager's local time")
+	} else if loc, err = time.LoadLocation(*s.TimeZone); err != nil {
+		c.errorf(where, "timeZone %q: %v", *s.TimeZone, err)
+	} else if !isUTC(loc) {
+		c.errorf(where, "timeZone %q is not UTC: the nightly schedule is in UTC", *s.TimeZone)
+	}
+	if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		c.errorf(where, "concurrencyPolicy is %q, want Forbid", s.ConcurrencyPolicy)
+	}
+	switch d := s.StartingDeadlineSeconds; {
+	case d == nil:
+		c.errorf(where, "no startingDeadlineSeconds: a missed night would start whenever the controller notices")
+	case *d <= 10: // the controller checks every 10 s, so a shorter deadline can miss every start
+		c.errorf(where, "startingDeadlineSeconds is %d, want more than 10", *d)
+	}
+	if s.SuccessfulJobsHistoryLimit == nil || s.FailedJobsHistoryLimit == nil {
+		c.errorf(where, "no successfulJobsHistoryLimit or failedJobsHistoryLimit")
+	}
+	// `run` without --as-of takes today's 00:00 as its cutoff, on the day each pod starts. All
+	// the pods of one night's Job (retries included) must start on the day it was scheduled.
+	if sched != nil && loc != nil && s.StartingDeadlineSeconds != nil && s.JobTemplate.Spec.ActiveDeadlineSeconds != nil {
+		first := sched.Next(time.Date(2026, time.January, 1, 0, 0, 0, 0, loc).Add(-time.Second))
+		last := first.Add(time.Duration(*s.StartingDeadlineSeconds+*s.JobTemplate.Spec.ActiveDeadlineSeconds) * time.Second)
+		if y, m, d := first.Date(); !sameDay(last, y, m, d) {
+			c.errorf(where, "a Job scheduled at %s can start pods until %s, the next day: they would compute another cutoff",
+				first.Format("15:04"), last.Format("15:04"))
+		}
+	}
+	c.jobSpec(where, &s.JobTemplate.Spec)
+}
+
+func isUTC(loc *time.Location) bool {
+	for _, m := range []time.Month{time.January, time.July} {
+		if _, offset := time.Date(2026, m, 1, 0, 0, 0, 0, loc).Zone(); offset != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func sameDay(t time.Time, y int, m time.Month, d int) bool {
+	ty, tm, td := t.Date()
+	return ty == y && tm == m && td == d
+}
+
+func (c *checker) jobSpec(where string, spec *batchv1.JobSpec) {
+	if spec.BackoffLimit == nil {
+		c.errorf(where, "no backoffLimit")
+	}
+	if spec.ActiveDeadlineSeconds == nil {
+		c.errorf(where, "no activeDeadlineSeconds: a hung run would hold the lock forever")
+	}
+	if spec.TTLSecondsAfterFinished == nil {
+		c.errorf(where, "no ttlSecondsAfterFinished: finished Jobs would pile up")
+	}
+	pod := &spec.Template.Spec
+	c.podFailurePolicy(where, spec)
+	c.pod(where, pod)
+	if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
+		c.command(where, spec, &pod.Containers[i])
+	} else {
+		c.errorf(where, "no container named %q", mainContainer)
+	}
+}
+
+func (c *checker) podFailurePolicy(where string, spec *batchv1.JobSpec) {
+	pfp := spec.PodFailurePolicy
+	if pfp == nil {
+		c.errorf(where, "no podFailurePolicy: exit code %d (bad configuration) would be retried", exitUsage)
+		return
+	}
+	pod := &spec.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		c.errorf(where, "restartPolicy is %q: a podFailurePolicy needs Never", pod.RestartPolicy)
+	}
+	if p := spec.PodReplacementPolicy; p != nil && *p != batchv1.Failed {
+		c.errorf(where, "podReplacementPolicy is %q: a podFailurePolicy needs Failed", *p)
+	}
+	var names []string
+	for _, ct := range slices.Concat(pod.InitContainers, pod.Containers) {
+		names = append(names, ct.Name)
+	}
+	ignoresDisruption := false
+	for i, r := range pfp.Rules {
+		rw := fmt.Sprintf("%s: podFailurePolicy.rules[%d]", where, i)
+		switch r.Action {
+		case batchv1.PodFailurePolicyActionFailJob, batchv1.PodFailurePolicyActionIgnore, batchv1.PodFailurePolicyActionCount:
+		case batchv1.PodFailurePolicyActionFailIndex:
+			if spec.BackoffLimitPerIndex == nil {
+				c.errorf(rw, "action FailIndex needs backoffLimitPerIndex")
+			}
+		default:
+			c.errorf(rw, "unknown action %q", r.Action)
+		}
+		if (r.OnExitCodes == nil) == (len(r.OnPodConditions) == 0) {
+			c.errorf(rw, "want exactly one of onExitCodes and onPodConditions")
+		}
+		for _, pc := range r.OnPodConditions {
+			if r.Action == batchv1.PodFailurePolicyActionIgnore && pc.Type == corev1.DisruptionTarget &&
+				(pc.Status == "" || pc.Status == corev1.ConditionTrue) {
+				ignoresDisruption = true
+			}
+		}
+		ec := r.OnExitCodes
+		if ec == nil {
+			continue
+		}
+		if ec.ContainerName != nil && !slices.Contains(names, *ec.ContainerName) {
+			c.errorf(rw, "containerName %q is not a container of the pod (%q)", *ec.ContainerName, names)
+		}
+		if ec.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn && ec.Operator != batchv1.PodFailurePolicyOnExitCodesOpNotIn {
+			c.errorf(rw, "unknown operator %q", ec.Operator)
+		}
+		if len(ec.Values) == 0 || !slices.IsSorted(ec.Values) || len(slices.Compact(slices.Clone(ec.Values))) != len(ec.Values) {
+			c.errorf(rw, "values %v must be sorted and without duplicates", ec.Values)
+		}
+		for _, v := range ec.Values {
+			if _, ok := exitCodes[v]; !ok {
+				c.errorf(rw, "exit code %d is not one creditrecon returns (%v)", v, slices.Sorted(maps.Keys(exitCodes)))
+			}
+			if v == 0 && ec.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn {
+				c.errorf(rw, "exit code 0 is success; the API server rejects it with In")
+			}
+		}
+	}
+	for _, name := range names {
+		if a := exitCodeAction(pfp.Rules, name, exitUsage); a != batchv1.PodFailurePolicyActionFailJob {
+			matched := "no rule matches it"
+			if a != "" {
+				matched = fmt.Sprintf("the first rule matching it says %s", a)
+			}
+			c.errorf(where, "exit code %d of container %q does not fail the Job at once (%s): a bad configuration would be retried",
+				exitUsage, name, matched)
+		}
+	}
+	if !ignoresDisruption {
+		c.errorf(where, "no rule ignores the DisruptionTarget pod condition: evictions and node drains would count as failures")
+	}
+}
+
+// exitCodeAction returns the action of the first rule that matches container exiting with
+// code, as the Job controller picks it, or "" when no rule does.
+func exitCodeAction(rules []batchv1.PodFailurePolicyRule, container string, code int32) batchv1.PodFailurePolicyAction {
+	for _, r := range rules {
+		ec := r.OnExitCodes
+		if ec == nil || (ec.ContainerName != nil && *ec.ContainerName != container) {
+			continue
+		}
+		in := slices.Contains(ec.Values, code)
+		if (ec.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn) == in {
+			return r.Action
+		}
+	}
+	return ""
+}
+
+func (c *checker) pod(where string, pod *corev1.PodSpec) {
+	if pod.ServiceAccountName != serviceAccount {
+		c.errorf(where, "serviceAccountName is %q, want %q (its IAM role reaches S3)", pod.ServiceAccountName, serviceAccount)
+	}
+	var mainImage string
+	if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
+		mainImage = pod.Containers[i].Image
+	}
+	if len(pod.InitContainers) == 0 || pod.InitContainers[0].Name != migrateContainer ||
+		!slices.Equal(pod.InitContainers[0].Args, []string{"migrate"}) {
+		c.errorf(where, "%q must be the first init container, running `creditrecon migrate` before the run and never beside it", migrateContainer)
+	} else if pod.InitContainers[0].Image != mainImage {
+		c.errorf(where, "migrate runs image %q, the run %q: the tables must be the run's", pod.InitContainers[0].Image, mainImage)
+	}
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, ct := range slices.Concat(pod.InitContainers, pod.Containers) {
+		cw := fmt.Sprintf("%s: container %s", where, ct.Name)
+		c.image(cw, ct.Image)
+		c.securityContext(cw, pod.SecurityContext, ct.SecurityContext)
+		c.resources(cw, ct.Resources)
+		c.envVars(cw, &ct)
+		c.tmp(cw, &ct, volumes)
+	}
+}
+
+func (c *checker) image(where, image string) {
+	if image == "" {
+		c.errorf(where, "no image")
+		return
+	}
+	if c.env == "" { // templates name the image "creditrecon"; the environments pin it
+		return
+	}
+	if strings.Contains(image, "@sha256:") {
+		return
+	}
+	i := strings.LastIndex(image, ":")
+	if i < 0 || strings.Contains(image[i:], "/") || image[i+1:] == "latest" {
+		c.errorf(where, "image %q is not pinned to a version", image)
+	}
+}
+
+func (c *checker) securityContext(where string, pod *corev1.PodSecurityContext, ct *corev1.SecurityContext) {
+	if pod == nil {
+		pod = &corev1.PodSecurityContext{}
+	}
+	if ct == nil {
+		ct = &corev1.SecurityContext{}
+	}
+	// The container's settings win over the pod's.
+	nonRoot, uid, seccomp := pod.RunAsNonRoot, pod.RunAsUser, pod.SeccompProfile
+	if ct.RunAsNonRoot != nil {
+		nonRoot = ct.RunAsNonRoot
+	}
+	if ct.RunAsUser != nil {
+		uid = ct.RunAsUser
+	}
+	if ct.SeccompProfile != nil {
+		seccomp = ct.SeccompProfile
+	}
+	if nonRoot == nil || !*nonRoot {
+		c.errorf(where, "runAsNonRoot is not true")
+	}
+	if uid == nil || *uid != nonRootUID {
+		c.errorf(where, "runAsUser is not %d, the image's user", nonRootUID)
+	}
+	if seccomp == nil || (seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault && seccomp.Type != corev1.SeccompProfileTypeLocalhost) {
+		c.errorf(where, "seccompProfile is not RuntimeDefault")
+	}
+	if ct.ReadOnlyRootFilesystem == nil || !*ct.ReadOnlyRootFilesystem {
+		c.errorf(where, "readOnlyRootFilesystem is not true")
+	}
+	if ct.AllowPrivilegeEscalation == nil || *ct.AllowPrivilegeEscalation {
+		c.errorf(where, "allowPrivilegeEscalation is not false")
+	}
+	if ct.Privileged != nil && *ct.Privileged {
+		c.errorf(where, "privileged")
+	}
+	if caps := ct.Capabilities; caps == nil || !slices.Contains(caps.Drop, "ALL") || len(caps.Add) > 0 {
+		c.errorf(where, "capabilities do not drop ALL (and add none)")
+	}
+}
+
+func (c *checker) resources(where string, r corev1.ResourceRequirements) {
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req, hasReq := r.Requests[name]
+		lim, hasLim := r.Limits[name]
+		if !hasReq || req.IsZero() {
+			c.errorf(where, "no %s request", name)
+		}
+		if !hasLim || lim.IsZero() {
+			c.errorf(where, "no %s limit", name)
+		}
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			c.errorf(where, "resources: %s request %s is above its limit %s", name, req.String(), lim.String())
+		}
+	}
+}
+
+func (c *checker) envVars(where string, ct *corev1.Container) {
+	var db *corev1.EnvVar
+	for i, e := range ct.Env {
+		if e.Name == "DATABASE_URL" {
+			db = &ct.Env[i]
+		}
+		if looksLikeDatabaseURL(e.Value) {
+			c.errorf(where, "env %s holds a database URL in plain text; credentials belong in Secret %s", e.Name, dbSecretName)
+		}
+	}
+	if db == nil || db.Value != "" || db.ValueFrom == nil || db.ValueFrom.SecretKeyRef == nil ||
+		db.ValueFrom.SecretKeyRef.Name != dbSecretName || db.ValueFrom.SecretKeyRef.Key != dbSecretKey ||
+		(db.ValueFrom.SecretKeyRef.Optional != nil && *db.ValueFrom.SecretKeyRef.Optional) {
+		c.errorf(where, "DATABASE_URL must come from secretKeyRef %s/%s (not optional)", dbSecretName, dbSecretKey)
+	}
+	if !slices.ContainsFunc(ct.EnvFrom, func(e corev1.EnvFromSource) bool {
+		return e.ConfigMapRef != nil && e.ConfigMapRef.Name == configMapName
+	}) {
+		c.errorf(where, "no envFrom ConfigMap %s", configMapName)
+	}
+}
+
+func looksLikeDatabaseURL(s string) bool {
+	s = strings.ToLower(s)
+	return strings.Contains(s, "postgres://") || strings.Contains(s, "postgresql://")
+}
+
+// tmp checks that ct can write to /tmp, the only place the binary writes, on a bounded volume.
+func (c *checker) tmp(where string, ct *corev1.Container, volumes map[string]corev1.Volume) {
+	i := slices.IndexFunc(ct.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/tmp" })
+	if i < 0 {
+		c.errorf(where, "nothing mounted at /tmp: the root filesystem is read-only")
+		return
+	}
+	name := ct.VolumeMounts[i].Name
+	switch v, ok := volumes[name]; {
+	case !ok:
+		c.errorf(where, "/tmp is volume %q, which the pod does not define", name)
+	case v.EmptyDir == nil:
+		c.errorf(where, "/tmp is volume %q, not an emptyDir", name)
+	case v.EmptyDir.SizeLimit == nil:
+		c.errorf(where, "/tmp is volume %q with no sizeLimit", name)
+	}
+}
+
+// command checks the main container's arguments: the subcommand, and the flags each kind of
+// workload needs.
+func (c *checker) command(where string, spec *batchv1.JobSpec, ct *corev1.Container) {
+	if len(ct.Command) > 0 {
+		c.errorf(where, "command %q replaces the image's entrypoint /creditrecon; set args", ct.Command)
+	}
+	args := ct.Args
+	if len(args) == 0 {
+		c.errorf(where, "no args: want a creditrecon subcommand")
+		return
+	}
+	indexed := spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion
+
+	// Kubernetes expands $(VAR) in args from the container's environment and leaves an
+	// undefined reference as it is, which the binary would then reject or misread.
+	defined := map[string]bool{}
+	for _, e := range ct.Env {
+		defined[e.Name] = true
+	}
+	if indexed {
+		defined["JOB_COMPLETION_INDEX"] = true // set by the Job controller
+	}
+	for _, a := range args {
+		for _, m := range variableRef.FindAllStringSubmatch(a, -1) {
+			if !defined[m[1]] {
+				c.errorf(where, "args refer to $(%s), which is not defined in the container's environment", m[1])
+			}
+		}
+	}
+
+	_, hasShard := flagValue(args, "shard")
+	switch {
+	case args[0] == "run" && indexed:
+		c.sharded(where, spec, args)
+	case args[0] == "run" && hasShard:
+		c.errorf(where, "--shard outside an Indexed Job: the run would process one shard only")
+	case args[0] == "run":
+	case args[0] == "backfill" && !indexed:
+		from, okFrom := c.date(where, args, "from")
+		to, okTo := c.date(where, args, "to")
+		if okFrom && okTo && from.After(to) {
+			c.errorf(where, "--from %s is after --to %s", from.Format(time.DateOnly), to.Format(time.DateOnly))
+		}
+	default:
+		c.errorf(where, "args %q: want `run`, `run --shard` in an Indexed Job, or `backfill`", args)
+	}
+}
+
+func (c *checker) sharded(where string, spec *batchv1.JobSpec, args []string) {
+	if spec.Completions == nil {
+		c.errorf(where, "Indexed Job without completions")
+		return
+	}
+	n := *spec.Completions
+	if spec.Parallelism == nil || *spec.Parallelism != n {
+		var p any = "unset"
+		if spec.Parallelism != nil {
+			p = *spec.Parallelism
+		}
+		c.errorf(where, "parallelism %v differs from completions %d: the shards would not all run at once", p, n)
+	}
+	want := fmt.Sprintf("$(JOB_COMPLETION_INDEX)/%d", n)
+	if shard, _ := flagValue(args, "shard"); shard != want {
+		c.errorf(where, "--shard=%q, want %q: pod i of the %d must process shard i of %d", shard, want, n, n)
+	}
+	if _, ok := flagValue(args, "as-of"); !ok {
+		c.errorf(where, "no --as-of: shards starting on either side of midnight would use different cutoffs")
+		return
+	}
+	c.date(where, args, "as-of")
+}
+
+// date returns the YYYY-MM-DD value of flag name in args. ok is false when it is missing,
+// invalid or (in a template) the placeholder.
+func (c *checker) date(where string, args []string, name string) (t time.Time, ok bool) {
+	v, found := flagValue(args, name)
+	switch {
+	case !found:
+		c.errorf(where, "no --%s", name)
+	case v == placeholderDate && c.env == "":
+	case v == placeholderDate:
+		c.errorf(where, "--%s: %q is a placeholder; set the date", name, v)
+	default:
+		t, err := time.Parse(time.DateOnly, v)
+		if err != nil {
+			c.errorf(where, "--%s: %v", name, err)
+			return time.Time{}, false
+		}
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// flagValue returns the value of flag name in args, in any of the forms Go's flag package
+// accepts for a string flag: -name=v, --name=v, -name v, --name v.
+func flagValue(args []string, name string) (string, bool) {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v, true
+		}
+		if a == name && i+1 < len(args) {
+			return args[i+1], true
+		}
+	}
+	return "", false
+}
+
+func (c *checker) serviceAccount(where string, sa *corev1.ServiceAccount) {
+	arn := sa.Annotations[roleARNAnnotation]
+	switch {
+	case !roleARN.MatchString(arn):
+		c.errorf(where, "annotation %s is %q, want an IAM role ARN (IRSA)", roleARNAnnotation, arn)
+	case c.env != "" && strings.Contains(arn, placeholderRole):
+		c.errorf(where, "role ARN %q is the base's placeholder; the %s overlay must set it", arn, c.env)
+	}
+}
+
+func (c *checker) configMap(where string, cm *corev1.ConfigMap) {
+	for k, v := range cm.Data {
+		if k == "DATABASE_URL" || looksLikeDatabaseURL(v) {
+			c.errorf(where, "%s belongs in Secret %s, not in a ConfigMap", k, dbSecretName)
+		}
+	}
+	switch u := cm.Data["REPORTS_URL"]; {
+	case !strings.HasPrefix(u, "s3://"):
+		c.errorf(where, "REPORTS_URL %q is not an s3:// URL", u)
+	case c.env != "" && strings.Contains(u, placeholderBucket):
+		c.errorf(where, "REPORTS_URL %q is the base's placeholder; the %s overlay must set it", u, c.env)
+	}
+	if f := cm.Data["CREDITRECON_LOG_FORMAT"]; f != "json" {
+		c.errorf(where, "CREDITRECON_LOG_FORMAT is %q, want json (structured logs)", f)
+	}
+	if tz, ok := cm.Data["CREDITRECON_TIMEZONE"]; ok {
+		if _, err := time.LoadLocation(tz); err != nil {
+			c.errorf(where, "CREDITRECON_TIMEZONE %q: %v", tz, err)
+		}
+	}
+}
