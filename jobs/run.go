@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/runpod/creditrecon/reconcile"
+	"github.com/runpod/creditrecon/reports"
 )
 
 // Config is what a run needs besides its cutoff. Validate it before opening the database.
@@ -133,7 +134,7 @@ type Plan struct {
 type Runner struct {
 	Store    Store
 	Config   Config
-	Exporter Exporter // nil: no reports
+	Sink     reports.Sink // where reports go; nil: runs export no reports
 	Observer Observer // nil: nobody is told
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -152,11 +153,6 @@ type RunReport struct {
 	Summary  Summary
 	Duration time.Duration
 	Err      error
-}
-
-// Exporter writes the reports of a cutoff after its grants are committed.
-type Exporter interface {
-	Export(ctx context.Context, r Reader, runID int64, asOf time.Time, cfg Config) error
 }
 
 // RunOptions select what a run does.
@@ -207,12 +203,14 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if kind == "" {
 		kind = "run"
 	}
-	runID, err := sess.StartRun(ctx, RunRecord{Kind: kind, AsOf: opts.AsOf, Version: r.Config.Version, Parameters: params})
+	record := RunRecord{Kind: kind, AsOf: opts.AsOf, StartedAt: now, Version: r.Config.Version, Parameters: params}
+	runID, err := sess.StartRun(ctx, record)
 	if err != nil {
 		return nil, err
 	}
+	record.ID = runID
 	started := time.Now()
-	res, err := r.run(ctx, sess, runID, opts.AsOf, now)
+	res, err := r.run(ctx, sess, &record)
 	status, errText := StatusSucceeded, ""
 	if err != nil {
 		status, errText = StatusFailed, err.Error()
@@ -245,10 +243,11 @@ func (r *Runner) logSummary(res *Result, d time.Duration) {
 	r.Log.Info("run summary", attrs...)
 }
 
-func (r *Runner) run(ctx context.Context, sess Session, runID int64, asOf, now time.Time) (*Result, error) {
+func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord) (*Result, error) {
+	runID, asOf := run.ID, run.AsOf
 	res := &Result{RunID: runID}
 	err := sess.Snapshot(ctx, func(s Snapshot) (err error) {
-		res.Plan, err = r.plan(ctx, s, asOf, now)
+		res.Plan, err = r.plan(ctx, s, asOf, run.StartedAt)
 		return err
 	})
 	if err != nil {
@@ -259,9 +258,10 @@ func (r *Runner) run(ctx context.Context, sess Session, runID int64, asOf, now t
 	}
 	r.Log.Info("grants committed", "run_id", runID, "as_of", asOf, "grants", len(res.Plan.Grants),
 		"amount_usd", res.Plan.Summary.Amount.StringFixed(2))
-	if r.Exporter != nil {
-		if err := r.Exporter.Export(ctx, sess, runID, asOf, r.Config); err != nil {
-			return res, fmt.Errorf("grants are committed, but the reports failed (re-run `creditrecon export --as-of`): %w", err)
+	if r.Sink != nil {
+		if _, err := r.export(ctx, sess, run); err != nil {
+			return res, fmt.Errorf("grants are committed, but the reports failed (run `creditrecon export --as-of %s` when the cause is fixed): %w",
+				asOf.Format(time.RFC3339), err)
 		}
 	}
 	return res, nil

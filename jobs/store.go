@@ -30,6 +30,8 @@ type Store interface {
 	Accept(ctx context.Context, a Acceptance) (created bool, err error)
 	// SucceededCutoffs lists the cutoffs from..to (both included) that have a successful run.
 	SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error)
+	// LatestRun returns the newest run of a cutoff that committed its grants, or nil.
+	LatestRun(ctx context.Context, asOf time.Time) (*RunRecord, error)
 	// Runs lists the run ledger, newest first.
 	Runs(ctx context.Context, limit int) ([]RunRecord, error)
 	Close() error

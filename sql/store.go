@@ -245,8 +245,8 @@ func (s *Session) AbandonRunning(ctx context.Context) (int64, error) {
 func (s *Session) StartRun(ctx context.Context, r jobs.RunRecord) (int64, error) {
 	host, _ := os.Hostname()
 	var id int64
-	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, host, version, parameters)
-		VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id`, r.Kind, r.AsOf, host, r.Version, r.Parameters)
+	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, started_at, host, version, parameters)
+		VALUES ($1, $2, 'running', $3, $4, $5, $6) RETURNING id`, r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters)
 	if err != nil {
 		return 0, fmt.Errorf("start run as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
 	}

@@ -71,6 +71,17 @@ func (s *settings) Float(p *float64, name, envName, usage string) {
 	})
 }
 
+func (s *settings) Bool(p *bool, name, envName, usage string) {
+	s.bind(name, envName, usage+fmt.Sprintf(" (default %t)", *p), func(v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("not true or false: %q", v)
+		}
+		*p = b
+		return nil
+	})
+}
+
 func (s *settings) Duration(p *time.Duration, name, envName, usage string) {
 	s.bind(name, envName, usage+fmt.Sprintf(" (default %s)", *p), func(v string) error {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
@@ -201,9 +212,4 @@ func parseCutoff(v string, loc *time.Location) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is neither a DATE (YYYY-MM-DD) nor a TIME (RFC 3339, e.g. 2026-02-01T06:00:00Z)", v)
-}
-
-// businessDate is the day a cutoff closes: the day before it, in loc.
-func businessDate(asOf time.Time, loc *time.Location) string {
-	return asOf.Add(-time.Nanosecond).In(loc).Format(time.DateOnly)
 }

@@ -16,6 +16,8 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// Map the error before stop: stop cancels ctx, which would make every failure look interrupted.
+	code := exitCode(ctx, err, os.Stderr)
 	stop()
-	os.Exit(exitCode(ctx, err, os.Stderr))
+	os.Exit(code)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -252,16 +251,4 @@ func runStatuses(t testing.TB, db *sqlx.DB) map[int64]string {
 		m[r.ID] = r.Status
 	}
 	return m
-}
-
-// onceErr runs setup once for all the tests that share it.
-type onceErr[T any] struct {
-	once sync.Once
-	v    T
-	err  error
-}
-
-func (o *onceErr[T]) get(f func() (T, error)) (T, error) {
-	o.once.Do(func() { o.v, o.err = f() })
-	return o.v, o.err
 }

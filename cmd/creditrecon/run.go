@@ -50,10 +50,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("run as_of=%s: %w", cutoff.Format(time.RFC3339), err)
 	}
 	if *dryRun {
-		printPlan(e.stdout, res.Plan, businessDate(cutoff, rs.cfg.Location))
+		printPlan(e.stdout, res.Plan, jobs.BusinessDate(cutoff, rs.cfg.Location))
 		return nil
 	}
-	printSummary(e.stdout, res, businessDate(cutoff, rs.cfg.Location))
+	printSummary(e.stdout, res, jobs.BusinessDate(cutoff, rs.cfg.Location))
 	return nil
 }
 

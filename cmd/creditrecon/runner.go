@@ -9,6 +9,7 @@ import (
 
 	"github.com/runpod/creditrecon/internal/metrics"
 	"github.com/runpod/creditrecon/jobs"
+	"github.com/runpod/creditrecon/reports"
 )
 
 // runnerSettings are the settings of the commands that run reconciliations (run, backfill, serve):
@@ -16,16 +17,38 @@ import (
 type runnerSettings struct {
 	common
 	cfg         jobs.Config
-	reportsURL  string
 	pushgateway string
+	reports     reportSettings
+}
+
+// reportSettings say where reports go.
+type reportSettings struct {
+	url       string
+	pathStyle bool
+	kmsKeyID  string
+}
+
+func (r *reportSettings) register(s *settings) {
+	r.url = "file://./reports"
+	s.String(&r.url, "reports-url", "REPORTS_URL", "where reports go: s3://bucket/prefix or file:///path")
+	s.Bool(&r.pathStyle, "s3-force-path-style", "S3_FORCE_PATH_STYLE", "path-style S3 addressing (MinIO and other S3-compatible servers)")
+	s.String(&r.kmsKeyID, "s3-sse-kms-key-id", "S3_SSE_KMS_KEY_ID", "encrypt report objects with this KMS key (SSE-KMS)")
+}
+
+// open returns the sink; a bad URL or S3 configuration is a usage error naming REPORTS_URL.
+func (r *reportSettings) open(ctx context.Context) (reports.Sink, error) {
+	sink, err := reports.OpenSink(ctx, r.url, reports.SinkOptions{ForcePathStyle: r.pathStyle, SSEKMSKeyID: r.kmsKeyID})
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	return sink, nil
 }
 
 func (r *runnerSettings) register(s *settings) {
 	r.common.register(s)
 	r.cfg = jobs.DefaultConfig()
 	programFlags(s, &r.cfg)
-	r.reportsURL = "file://./reports"
-	s.String(&r.reportsURL, "reports-url", "REPORTS_URL", "where reports go: s3://bucket/prefix or file:///path")
+	r.reports.register(s)
 	s.String(&r.pushgateway, "pushgateway-url", "PUSHGATEWAY_URL", "Prometheus Pushgateway to push run metrics to (optional)")
 }
 
@@ -48,13 +71,18 @@ func (r *runnerSettings) validate() error {
 	return nil
 }
 
-// runner opens the database and wires the runner; close releases what it opened.
+// runner opens the reports sink and the database and wires the runner; close releases what it
+// opened.
 func (r *runnerSettings) runner(ctx context.Context, e *env, log *slog.Logger) (*jobs.Runner, func(), error) {
+	sink, err := r.reports.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := r.open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	run := &jobs.Runner{Store: st, Config: r.cfg, Log: log, Now: e.now}
+	run := &jobs.Runner{Store: st, Config: r.cfg, Sink: sink, Log: log, Now: e.now}
 	if r.pushgateway != "" {
 		run.Observer = &metrics.Pusher{URL: r.pushgateway, Log: log}
 	}

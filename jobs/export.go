@@ -1,0 +1,171 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/runpod/creditrecon/reconcile"
+	"github.com/runpod/creditrecon/reports"
+)
+
+// ErrNoRun means a cutoff has no run whose grants committed, so it has no reports to export.
+var ErrNoRun = errors.New("no run of this cutoff committed its grants")
+
+// Export re-exports the reports of a cutoff from the database, with the parameters and the wall
+// clock of the latest run of that cutoff that committed its grants (ErrNoRun if none): the same
+// data gives byte-identical files, also after later cutoffs have run.
+func (r *Runner) Export(ctx context.Context, asOf time.Time) (reports.Manifest, error) {
+	run, err := r.Store.LatestRun(ctx, asOf)
+	if err != nil {
+		return reports.Manifest{}, err
+	}
+	if run == nil {
+		return reports.Manifest{}, fmt.Errorf("export as_of=%s: %w; run it first (creditrecon run --as-of)", asOf.Format(time.RFC3339), ErrNoRun)
+	}
+	return r.export(ctx, r.Store, run)
+}
+
+// export writes the reports of run's cutoff from one snapshot of rd.
+func (r *Runner) export(ctx context.Context, rd Reader, run *RunRecord) (reports.Manifest, error) {
+	if r.Sink == nil {
+		return reports.Manifest{}, errors.New("no reports sink configured (REPORTS_URL)")
+	}
+	params := r.Config.Params
+	if err := json.Unmarshal(run.Parameters, &params); err != nil {
+		return reports.Manifest{}, fmt.Errorf("parameters of run %d: %w", run.ID, err)
+	}
+	asOf := run.AsOf.In(r.Config.Location)
+	evaluator := *r
+	evaluator.Config.Params = params
+	var man reports.Manifest
+	err := rd.Snapshot(ctx, func(s Snapshot) error {
+		_, anomalies, err := s.PrepareAnomalies(ctx, r.anomalyRules(asOf, run.StartedAt))
+		if err != nil {
+			return err
+		}
+		src := &reportSource{s: s, r: &evaluator, asOf: asOf, totals: map[string]reports.ProgramTotals{}}
+		info := reports.ManifestInfo{
+			RunID:        run.ID,
+			AsOf:         asOf,
+			BusinessDate: BusinessDate(asOf, r.Config.Location),
+			Parameters:   run.Parameters,
+			Version:      run.Version,
+			AnomalyCount: anomalies,
+			Totals:       src.controlTotals,
+		}
+		man, err = reports.Export(ctx, r.Sink, info, src)
+		return err
+	})
+	if err != nil {
+		return man, fmt.Errorf("export reports as_of=%s: %w", asOf.Format(time.RFC3339), err)
+	}
+	r.Log.Info("reports exported", "run_id", run.ID, "as_of", asOf, "business_date", man.BusinessDate, "files", len(man.Files))
+	return man, nil
+}
+
+// BusinessDate is the day a cutoff closes: the day before it, in loc.
+func BusinessDate(asOf time.Time, loc *time.Location) string {
+	return asOf.Add(-time.Nanosecond).In(loc).Format(time.DateOnly)
+}
+
+// reportSource streams a snapshot's rows as report rows, evaluating each account as of the
+// cutoff (grants with as_of <= cutoff count as granted), and adds up usage and earnings.
+type reportSource struct {
+	s      Snapshot
+	r      *Runner
+	asOf   time.Time
+	totals map[string]reports.ProgramTotals
+}
+
+func (src *reportSource) add(p reconcile.Program, usageRows int64, spend, earned decimal.Decimal) {
+	t := src.totals[string(p)]
+	t.UsageRows += usageRows
+	t.UsageConsideredUSD = t.UsageConsideredUSD.Add(spend)
+	t.EarnedUSD = t.EarnedUSD.Add(earned)
+	src.totals[string(p)] = t
+}
+
+// controlTotals completes the usage and earnings added up while streaming with the granted
+// totals, summed by the database independently of the rows.
+func (src *reportSource) controlTotals(ctx context.Context) (map[string]reports.ProgramTotals, error) {
+	granted, err := src.s.GrantTotals(ctx, src.asOf)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range reconcile.Programs {
+		t := src.totals[string(p)]
+		t.GrantedAsOfUSD, t.GrantedToDateUSD = granted[p].GrantedAsOf, granted[p].GrantedToDate
+		src.totals[string(p)] = t
+	}
+	return src.totals, nil
+}
+
+func (src *reportSource) query() Query { return Query{AsOf: src.asOf} }
+
+func (src *reportSource) Grants(ctx context.Context, fn func(reports.GrantRow) error) error {
+	return src.s.Grants(ctx, GrantFilter{AsOf: src.asOf}, func(g GrantRecord) error {
+		return fn(reports.GrantRow{GrantID: g.ID, Program: g.Program, BeneficiaryID: g.BeneficiaryID, AmountUSD: g.Amount,
+			AsOf: g.AsOf, IdempotencyKey: g.IdempotencyKey, AccountID: g.AccountID, TemplateID: g.TemplateID,
+			ReferredUserID: g.ReferredUserID, Role: g.Role, GrantedBeforeUSD: g.GrantedBefore, EarnedUSD: g.Earned,
+			RunID: g.RunID, CreatedAt: g.CreatedAt})
+	})
+}
+
+func (src *reportSource) Referrers(ctx context.Context, fn func(reports.ReferrerRow) error) error {
+	p := src.r.Config.Params
+	q := src.query()
+	q.Start = p.Referral.Start
+	return src.s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
+		t.Granted = t.GrantedAsOf
+		d := p.EvaluateReferrer(t)
+		src.add(reconcile.Referral, t.UsageRows, d.Spend, d.Earned)
+		return fn(reports.ReferrerRow{ReferrerID: t.ReferrerID, Referrals: t.Referrals, ReferralSpendUSD: d.Spend,
+			EarnedUSD: d.Earned, TargetUSD: d.Target, GrantedUSD: d.Granted, ClawbackDueUSD: d.ClawbackDue,
+			Accepted: t.Accepted, Status: d.Status, StatusReason: d.Reason})
+	})
+}
+
+func (src *reportSource) Templates(ctx context.Context, fn func(reports.TemplateRow) error) error {
+	p := src.r.Config.Params
+	q := src.query()
+	q.Start = p.Template.Start
+	return src.s.Templates(ctx, q, func(t reconcile.TemplateTotals) error {
+		t.Granted = t.GrantedAsOf
+		d := p.EvaluateTemplate(t)
+		src.add(reconcile.Template, t.UsageRows, d.Spend, d.Earned)
+		return fn(reports.TemplateRow{TemplateID: t.TemplateID, CreatorID: t.CreatorID, RuntimeSeconds: t.RuntimeSeconds,
+			TemplateSpendUSD: d.Spend, EarnedUSD: d.Earned, TargetUSD: d.Target, GrantedUSD: d.Granted,
+			ClawbackDueUSD: d.ClawbackDue, Status: d.Status, StatusReason: d.Reason})
+	})
+}
+
+// ServerlessReferrals lists the referrals that reached the threshold or were paid a bonus;
+// the usage of every referral counts in the control totals.
+func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(reports.ServerlessRow) error) error {
+	p := src.r.Config.Params
+	q := src.query()
+	q.Start = p.Serverless.Start
+	return src.s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
+		t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
+		ds := p.EvaluateServerless(t)
+		src.add(reconcile.ServerlessReferral, t.UsageRows, t.Spend, ds[0].Earned.Add(ds[1].Earned))
+		if !ds[0].Eligible && ds[0].Granted.IsZero() && ds[1].Granted.IsZero() {
+			return nil
+		}
+		return fn(reports.ServerlessRow{ReferredUserID: t.ReferredUserID, ReferrerID: t.ReferrerID,
+			ServerlessSpendUSD: t.Spend, GrantedUSD: t.GrantedReferrer.Add(t.GrantedReferred),
+			ReferrerGrantedUSD: t.GrantedReferrer, ReferredGrantedUSD: t.GrantedReferred, Status: ds[0].Status})
+	})
+}
+
+func (src *reportSource) Anomalies(ctx context.Context, fn func(reports.AnomalyRow) error) error {
+	return src.s.Anomalies(ctx, func(a Anomaly) error {
+		return fn(reports.AnomalyRow{UsageEventID: a.UsageEventID, Reason: a.Reason, UserID: a.UserID, Product: a.Product,
+			TemplateID: a.TemplateID, AmountUSD: a.AmountUSD, OccurredAt: a.OccurredAt})
+	})
+}
