@@ -39,11 +39,16 @@ func (r *Runner) export(ctx context.Context, rd Reader, run *RunRecord) (reports
 	if err := json.Unmarshal(run.Parameters, &params); err != nil {
 		return reports.Manifest{}, fmt.Errorf("parameters of run %d: %w", run.ID, err)
 	}
+	// Re-encode: jsonb reorders keys, and the manifest must not depend on where they came from.
+	paramsJSON, err := json.Marshal(params)
+	if err != nil {
+		return reports.Manifest{}, fmt.Errorf("encode parameters of run %d: %w", run.ID, err)
+	}
 	asOf := run.AsOf.In(r.Config.Location)
 	evaluator := *r
 	evaluator.Config.Params = params
 	var man reports.Manifest
-	err := rd.Snapshot(ctx, func(s Snapshot) error {
+	err = rd.Snapshot(ctx, func(s Snapshot) error {
 		_, anomalies, err := s.PrepareAnomalies(ctx, r.anomalyRules(asOf, run.StartedAt))
 		if err != nil {
 			return err
@@ -53,7 +58,7 @@ func (r *Runner) export(ctx context.Context, rd Reader, run *RunRecord) (reports
 			RunID:        run.ID,
 			AsOf:         asOf,
 			BusinessDate: BusinessDate(asOf, r.Config.Location),
-			Parameters:   run.Parameters,
+			Parameters:   paramsJSON,
 			Version:      run.Version,
 			AnomalyCount: anomalies,
 			Totals:       src.controlTotals,

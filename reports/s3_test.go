@@ -2,132 +2,23 @@ package reports
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/runpod/creditrecon/internal/s3test"
 )
 
 const testBucket = "finance-reports"
 
-// fakeS3 is an in-process S3-compatible server (gofakes3 over real HTTPS, as S3 is reached
-// in production) behind a handler that records request headers and injects 500/503 faults.
-type fakeS3 struct {
-	backend *s3mem.Backend
-	server  http.Handler
-	url     string
-	caFile  string       // PEM of the server's certificate, for AWS_CA_BUNDLE
-	client  *http.Client // a plain net/http client that trusts the server
-
-	mu        sync.Mutex
-	requests  []recorded
-	attempts  map[string]int // by method and URI: retries of a request share both
-	failFirst int            // fail the first failFirst attempts of every request
-	failAll   bool
-	injected  int
-}
-
-type recorded struct {
-	method, uri string
-	header      http.Header
-}
-
-func newFakeS3(t *testing.T) *fakeS3 {
-	t.Helper()
-	backend := s3mem.New()
-	if err := backend.CreateBucket(testBucket); err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeS3{backend: backend, server: gofakes3.New(backend).Server(), attempts: map[string]int{}}
-	srv := httptest.NewTLSServer(f)
-	t.Cleanup(srv.Close)
-	f.url, f.client = srv.URL, srv.Client()
-	f.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(f.caFile, ca, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.requests = append(f.requests, recorded{method: r.Method, uri: r.RequestURI, header: r.Header.Clone()})
-	id := r.Method + " " + r.RequestURI
-	f.attempts[id]++
-	attempt := f.attempts[id]
-	fail := f.failAll || attempt <= f.failFirst
-	if fail {
-		f.injected++
-	}
-	f.mu.Unlock()
-	if !fail {
-		f.server.ServeHTTP(w, r)
-		return
-	}
-	_, _ = io.Copy(io.Discard, r.Body)
-	status, code := http.StatusInternalServerError, "InternalError"
-	if attempt%2 == 0 {
-		status, code = http.StatusServiceUnavailable, "ServiceUnavailable"
-	}
-	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected fault</Message></Error>`, code)
-}
-
-func (f *fakeS3) set(failFirst int, failAll bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failFirst, f.failAll = failFirst, failAll
-	clear(f.attempts)
-}
-
-func (f *fakeS3) recorded() []recorded {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.requests)
-}
-
-// setAWSEnv points the SDK's standard chain at endpoint with static test credentials and
-// keeps it away from the machine's shared config. An empty caFile leaves AWS_CA_BUNDLE as
-// the machine sets it.
-func setAWSEnv(t *testing.T, endpoint, caFile string) {
-	t.Helper()
-	if caFile != "" {
-		t.Setenv("AWS_CA_BUNDLE", caFile)
-	}
-	none := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_S3":         endpoint,
-		"AWS_ACCESS_KEY_ID":           "test-access-key",
-		"AWS_SECRET_ACCESS_KEY":       "test-secret-key",
-		"AWS_REGION":                  "us-east-1",
-		"AWS_CONFIG_FILE":             none,
-		"AWS_SHARED_CREDENTIALS_FILE": none,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-	} {
-		t.Setenv(k, v)
-	}
-}
-
 // open returns the sink of rawURL through OpenSink, with the SDK configured by environment
 // as in production.
-func (f *fakeS3) open(t *testing.T, rawURL string, opts SinkOptions) Sink {
+func openFake(t *testing.T, f *s3test.Server, rawURL string, opts SinkOptions) Sink {
 	t.Helper()
-	setAWSEnv(t, f.url, f.caFile)
+	s3test.SetEnv(t, f.URL, f.CAFile)
 	s, err := OpenSink(context.Background(), rawURL, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -142,10 +33,10 @@ func testS3Options() SinkOptions {
 }
 
 func TestS3HeadersAndChecksums(t *testing.T) {
-	f := newFakeS3(t)
+	f := s3test.New(t, testBucket)
 	opts := testS3Options()
 	opts.SSEKMSKeyID = "arn:aws:kms:us-east-1:111122223333:key/test"
-	s := f.open(t, "s3://"+testBucket+"/reports", opts)
+	s := openFake(t, f, "s3://"+testBucket+"/reports", opts)
 	ctx := context.Background()
 	big := bigObject()
 	if err := writeObject(ctx, s, "dt=2026-02-04/small.csv", []byte("a,b\r\n")); err != nil {
@@ -156,13 +47,13 @@ func TestS3HeadersAndChecksums(t *testing.T) {
 	}
 
 	var puts, parts, creates int
-	for _, r := range f.recorded() {
-		if r.header.Get("X-Amz-Trailer") != "" || strings.Contains(r.header.Get("Content-Encoding"), "aws-chunked") {
-			t.Errorf("%s %s sent an aws-chunked body with a trailer", r.method, r.uri)
+	for _, r := range f.Requests() {
+		if r.Header.Get("X-Amz-Trailer") != "" || strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") {
+			t.Errorf("%s %s sent an aws-chunked body with a trailer", r.Method, r.URI)
 		}
-		isPart := strings.Contains(r.uri, "partNumber=")
-		isCreate := r.method == http.MethodPost && strings.Contains(r.uri, "?uploads")
-		isPut := r.method == http.MethodPut && !isPart
+		isPart := strings.Contains(r.URI, "partNumber=")
+		isCreate := r.Method == http.MethodPost && strings.Contains(r.URI, "?uploads")
+		isPut := r.Method == http.MethodPut && !isPart
 		switch {
 		case isPart:
 			parts++
@@ -174,11 +65,11 @@ func TestS3HeadersAndChecksums(t *testing.T) {
 		default:
 			continue
 		}
-		if got := r.header.Get("X-Amz-Server-Side-Encryption"); got != "aws:kms" {
-			t.Errorf("%s %s: x-amz-server-side-encryption = %q, want aws:kms", r.method, r.uri, got)
+		if got := r.Header.Get("X-Amz-Server-Side-Encryption"); got != "aws:kms" {
+			t.Errorf("%s %s: x-amz-server-side-encryption = %q, want aws:kms", r.Method, r.URI, got)
 		}
-		if got := r.header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); got != opts.SSEKMSKeyID {
-			t.Errorf("%s %s: KMS key id = %q, want %q", r.method, r.uri, got, opts.SSEKMSKeyID)
+		if got := r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); got != opts.SSEKMSKeyID {
+			t.Errorf("%s %s: KMS key id = %q, want %q", r.Method, r.URI, got, opts.SSEKMSKeyID)
 		}
 	}
 	if puts != 1 || creates != 1 || parts != 3 {
@@ -192,7 +83,7 @@ func TestS3HeadersAndChecksums(t *testing.T) {
 	}
 
 	// The prefix of the URL is where the objects land in the bucket.
-	obj, err := f.backend.HeadObject(testBucket, "reports/dt=2026-02-04/big.bin")
+	obj, err := f.Backend.HeadObject(testBucket, "reports/dt=2026-02-04/big.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,22 +96,20 @@ func TestS3HeadersAndChecksums(t *testing.T) {
 }
 
 func TestS3RetriesFaults(t *testing.T) {
-	f := newFakeS3(t)
-	s := f.open(t, "s3://"+testBucket, testS3Options())
-	f.set(2, false)
+	f := s3test.New(t, testBucket)
+	s := openFake(t, f, "s3://"+testBucket, testS3Options())
+	f.SetFaults(2, false)
 	big := bigObject()
 	if err := writeObject(context.Background(), s, "big.bin", big); err != nil {
 		t.Fatalf("upload through a server failing twice per request: %v", err)
 	}
-	f.set(0, false)
+	f.SetFaults(0, false)
 	if got := readObject(t, s, "big.bin"); string(got) != string(big) {
 		t.Fatal("object differs after retried upload")
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	// CreateMultipartUpload, 3 parts and CompleteMultipartUpload, each failed twice.
-	if f.injected < 10 {
-		t.Errorf("injected %d faults, want at least 10", f.injected)
+	if f.Injected() < 10 {
+		t.Errorf("injected %d faults, want at least 10", f.Injected())
 	}
 }
 
@@ -240,9 +129,9 @@ func withDeadline(t *testing.T, fn func()) {
 }
 
 func TestS3PermanentFailure(t *testing.T) {
-	f := newFakeS3(t)
-	s := f.open(t, "s3://"+testBucket, testS3Options())
-	f.set(0, true)
+	f := s3test.New(t, testBucket)
+	s := openFake(t, f, "s3://"+testBucket, testS3Options())
+	f.SetFaults(0, true)
 	ctx := context.Background()
 
 	t.Run("small object fails on commit", func(t *testing.T) {
@@ -275,10 +164,10 @@ func TestS3PermanentFailure(t *testing.T) {
 				t.Error("Export to a failing server succeeded")
 			}
 		})
-		if _, err := f.backend.HeadObject(testBucket, "dt=2026-02-04/manifest.json"); err == nil {
+		if _, err := f.Backend.HeadObject(testBucket, "dt=2026-02-04/manifest.json"); err == nil {
 			t.Error("a manifest was written by a failed export")
 		}
-		f.set(0, false)
+		f.SetFaults(0, false)
 		man, err := Export(ctx, s, fixtureInfo(), newFixture())
 		if err != nil {
 			t.Fatal(err)
@@ -293,8 +182,8 @@ func TestS3ExportGolden(t *testing.T) {
 	if *update {
 		t.Skip("goldens are rewritten from the file sink")
 	}
-	f := newFakeS3(t)
-	s := f.open(t, "s3://"+testBucket+"/finance", testS3Options())
+	f := s3test.New(t, testBucket)
+	s := openFake(t, f, "s3://"+testBucket+"/finance", testS3Options())
 	ctx := context.Background()
 	man, err := Export(ctx, s, fixtureInfo(), newFixture())
 	if err != nil {

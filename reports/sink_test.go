@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/runpod/creditrecon/internal/s3test"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -73,7 +75,7 @@ func TestOpenSinkURLs(t *testing.T) {
 }
 
 func TestOpenSinkS3Options(t *testing.T) {
-	setAWSEnv(t, "http://127.0.0.1:1", "")
+	s3test.SetEnv(t, "http://127.0.0.1:1", "")
 	if _, err := OpenSink(context.Background(), "s3://bucket", SinkOptions{PartSize: 1 << 20}); err == nil ||
 		!strings.Contains(err.Error(), "part size") {
 		t.Errorf("a 1 MiB part size: err = %v, want a part size error", err)
@@ -90,8 +92,8 @@ func TestOpenSinkS3Options(t *testing.T) {
 func TestSinkContract(t *testing.T) {
 	t.Run("file", func(t *testing.T) { testSinkContract(t, fileSinkAt(t, t.TempDir()), nil) })
 	t.Run("s3", func(t *testing.T) {
-		f := newFakeS3(t)
-		testSinkContract(t, f.open(t, "s3://"+testBucket+"/finance/nightly/", testS3Options()), f.client)
+		f := s3test.New(t, testBucket)
+		testSinkContract(t, openFake(t, f, "s3://"+testBucket+"/finance/nightly/", testS3Options()), f.Client)
 	})
 }
 
