@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"explain":  {"show why a user got, or did not get, credits", cmdExplain},
 	"runs":     {"list the run ledger, newest first", cmdRuns},
 	"backfill": {"one run per daily cutoff from --from to --to, skipping cutoffs already run", cmdBackfill},
+	"demo":     {"run the job on a throwaway local PostgreSQL with sample data", cmdDemo},
 	"export":   {"write the reports of a cutoff again from the database", cmdExport},
 	"reports":  {"list the report files of a cutoff with download links", cmdReports},
 	"serve":    {"run the nightly job on a cron schedule (deployments without Kubernetes)", cmdServe},

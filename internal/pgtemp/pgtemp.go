@@ -97,6 +97,15 @@ func (c *Cluster) URL(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, name)
 }
 
+// StopCommand returns the shell command that stops a cluster left running and removes it.
+func (c *Cluster) StopCommand() string {
+	prefix := ""
+	if c.asPostgres {
+		prefix = "runuser -u postgres -- "
+	}
+	return fmt.Sprintf("%s%s -D %s -m fast stop && rm -rf %s", prefix, filepath.Join(c.bin, "pg_ctl"), c.dataDir(), c.dir)
+}
+
 // Port returns the port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 
