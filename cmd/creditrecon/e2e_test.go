@@ -19,8 +19,8 @@ import (
 // What one run of the small fixture as of cutoff grants (see fixtureSQL), per account.
 var (
 	fixtureGrants = grantState{Count: 4, Total: "1071.12", Sums: map[string]string{
-		"referral/ref_alice/":                "52.98",
-		"template/tpl_llm/":                  "18.14",
+		"referral/ref_alice/":               "52.98",
+		"template/tpl_llm/":                 "18.14",
 		"serverless_referral/dave/referrer": "500.00",
 		"serverless_referral/dave/referred": "500.00",
 	}}
@@ -59,7 +59,7 @@ func written(t testing.TB, db *sqlx.DB) [3]int {
 
 func TestRunGrantsTheFixture(t *testing.T) {
 	db, dsn := newFixture(t)
-	code, stdout, stderr := runProc(t, dbEnv(dsn), "run", "--as-of", cutoff)
+	code, stdout, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff)
 	if code != exitcode.OK {
 		t.Fatalf("run: exit %d, want 0\nstderr:\n%s", code, stderr)
 	}
@@ -79,7 +79,7 @@ func TestRunGrantsTheFixture(t *testing.T) {
 
 	// The same cutoff again, and an older one after it, write nothing.
 	for _, asOf := range []string{cutoff, "2026-02-01"} {
-		code, stdout, stderr = runProc(t, dbEnv(dsn), "run", "--as-of", asOf)
+		code, stdout, stderr = runProc(t, dbEnv(t, dsn), "run", "--as-of", asOf)
 		if code != exitcode.OK {
 			t.Fatalf("run --as-of %s again: exit %d\nstderr:\n%s", asOf, code, stderr)
 		}
@@ -99,11 +99,11 @@ func TestBadUsage(t *testing.T) {
 	db, dsn := newFixture(t)
 	before := written(t, db)
 	tests := []struct {
-		name   string
-		env    []string // besides DATABASE_URL
-		noDB   bool     // no DATABASE_URL at all
-		args   []string
-		inErr  []string // stderr must name these
+		name  string
+		env   []string // besides DATABASE_URL
+		noDB  bool     // no DATABASE_URL at all
+		args  []string
+		inErr []string // stderr must name these
 	}{
 		{name: "unknown command", args: []string{"frobnicate"}, inErr: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, inErr: []string{"no command given"}},
@@ -122,13 +122,15 @@ func TestBadUsage(t *testing.T) {
 		{name: "unknown program", env: []string{"CREDITRECON_PROGRAMS=referral,cashback"}, args: []string{"run", "--as-of", cutoff},
 			inErr: []string{"CREDITRECON_PROGRAMS", "cashback"}},
 		{name: "explain bad cutoff", args: []string{"explain", "ref_alice", "--as-of", "yesterday"}, inErr: []string{"as-of:", "yesterday"}},
+		{name: "reports url not supported", env: []string{"REPORTS_URL=ftp://reports.example.com/x"}, args: []string{"run", "--as-of", cutoff},
+			inErr: []string{"REPORTS_URL", "ftp://reports.example.com/x"}},
 		{name: "runs bad limit", args: []string{"runs", "--limit", "0"}, inErr: []string{"limit:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := tt.env
 			if !tt.noDB {
-				env = append(dbEnv(dsn), env...)
+				env = append(dbEnv(t, dsn), env...)
 			}
 			code, _, stderr := runProc(t, env, tt.args...)
 			if code != exitcode.Usage {
@@ -150,7 +152,7 @@ func TestBadUsage(t *testing.T) {
 // row says failed. This goes through main() itself, so it also checks main's mapping of errors.
 func TestFailedRunExits1(t *testing.T) {
 	db, dsn := newFixture(t)
-	code, _, stderr := runProc(t, dbEnv(dsn), "run", "--as-of", cutoff, "--max-anomaly-share", "0")
+	code, _, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff, "--max-anomaly-share", "0")
 	if code != exitcode.Failed {
 		t.Errorf("exit code: got %d, want %d (failed)\nstderr:\n%s", code, exitcode.Failed, stderr)
 	}
@@ -177,7 +179,7 @@ func TestLockHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, stdout, stderr := runProc(t, dbEnv(dsn), "run", "--as-of", cutoff)
+	code, stdout, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff)
 	if code != exitcode.Locked {
 		t.Errorf("run while locked: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitcode.Locked, stdout, stderr)
 	}
@@ -189,7 +191,7 @@ func TestLockHeld(t *testing.T) {
 	}
 
 	// A dry run takes no lock.
-	code, stdout, stderr = runProc(t, dbEnv(dsn), "run", "--as-of", cutoff, "--dry-run")
+	code, stdout, stderr = runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff, "--dry-run")
 	if code != exitcode.OK {
 		t.Fatalf("dry run while locked: exit %d, want 0\nstderr:\n%s", code, stderr)
 	}
@@ -200,7 +202,7 @@ func TestLockHeld(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock(hashtext('creditrecon.run'))"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr = runProc(t, dbEnv(dsn), "run", "--as-of", cutoff); code != exitcode.OK {
+	if code, _, stderr = runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff); code != exitcode.OK {
 		t.Fatalf("run after unlock: exit %d\nstderr:\n%s", code, stderr)
 	}
 	if got := readGrants(t, db); got.Count != 4 {
@@ -210,7 +212,7 @@ func TestLockHeld(t *testing.T) {
 
 func TestDryRun(t *testing.T) {
 	db, dsn := newFixture(t)
-	code, stdout, stderr := runProc(t, dbEnv(dsn), "run", "--as-of", cutoff, "--dry-run")
+	code, stdout, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff, "--dry-run")
 	if code != exitcode.OK {
 		t.Fatalf("dry run: exit %d\nstderr:\n%s", code, stderr)
 	}
@@ -228,13 +230,13 @@ func TestDryRun(t *testing.T) {
 	}
 
 	// The run writes exactly what the dry run showed; a dry run after it shows nothing to grant.
-	if code, _, stderr = runProc(t, dbEnv(dsn), "run", "--as-of", cutoff); code != exitcode.OK {
+	if code, _, stderr = runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff); code != exitcode.OK {
 		t.Fatalf("run: exit %d\nstderr:\n%s", code, stderr)
 	}
 	if got := grantKeys(t, db); !slices.Equal(got, dryKeys) {
 		t.Errorf("run wrote keys %q, the dry run showed %q", got, dryKeys)
 	}
-	code, stdout, stderr = runProc(t, dbEnv(dsn), "run", "--as-of", cutoff, "--dry-run")
+	code, stdout, stderr = runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff, "--dry-run")
 	if code != exitcode.OK {
 		t.Fatalf("second dry run: exit %d\nstderr:\n%s", code, stderr)
 	}
@@ -309,7 +311,7 @@ func TestExplain(t *testing.T) {
 	}
 	explain := func(user string) (string, map[string]explainRow) {
 		t.Helper()
-		code, stdout, stderr := runProc(t, dbEnv(dsn), "explain", user, "--as-of", cutoff)
+		code, stdout, stderr := runProc(t, dbEnv(t, dsn), "explain", user, "--as-of", cutoff)
 		if code != exitcode.OK {
 			t.Fatalf("explain %s: exit %d\nstderr:\n%s", user, code, stderr)
 		}
@@ -351,7 +353,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("explain ref_alice before the run: want no grants written:\n%s", out)
 	}
 
-	if code, _, stderr := runProc(t, dbEnv(dsn), "run", "--as-of", cutoff); code != exitcode.OK {
+	if code, _, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff); code != exitcode.OK {
 		t.Fatalf("run: exit %d\nstderr:\n%s", code, stderr)
 	}
 
@@ -403,11 +405,11 @@ func TestRunsNewestFirst(t *testing.T) {
 		{"run", "--as-of", cutoff, "--dry-run"}, // no ledger row
 		{"run", "--as-of", "2026-02-01"},
 	} {
-		if code, _, stderr := runProc(t, dbEnv(dsn), args...); code != exitcode.OK {
+		if code, _, stderr := runProc(t, dbEnv(t, dsn), args...); code != exitcode.OK {
 			t.Fatalf("%v: exit %d\nstderr:\n%s", args, code, stderr)
 		}
 	}
-	code, stdout, stderr := runProc(t, dbEnv(dsn), "runs")
+	code, stdout, stderr := runProc(t, dbEnv(t, dsn), "runs")
 	if code != exitcode.OK {
 		t.Fatalf("runs: exit %d\nstderr:\n%s", code, stderr)
 	}
@@ -422,7 +424,7 @@ func TestRunsNewestFirst(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr = runProc(t, dbEnv(dsn), "runs", "--json", "--limit", "2")
+	code, stdout, stderr = runProc(t, dbEnv(t, dsn), "runs", "--json", "--limit", "2")
 	if code != exitcode.OK {
 		t.Fatalf("runs --json: exit %d\nstderr:\n%s", code, stderr)
 	}

@@ -84,8 +84,7 @@ func printExplanation(w io.Writer, x *jobs.Explanation) {
 				d.Status, d.Reason)
 		}
 		if pending > 0 {
-			fmt.Fprintf(tw, "serverless_referral	%d more referrals	%s	0	false	0.00	0.00	0.00	0.00	%s	below the serverless threshold
-",
+			fmt.Fprintf(tw, "serverless_referral\t%d more referrals\t%s\t0\tfalse\t0.00\t0.00\t0.00\t0.00\t%s\tbelow the serverless threshold\n",
 				pending, pendingSpend.String(), reconcile.StatusPending)
 		}
 		tw.Flush()

@@ -104,8 +104,14 @@ func runProc(t testing.TB, env []string, args ...string) (code int, stdout, stde
 	return code, p.stdout.String(), p.stderr.String()
 }
 
-// dbEnv is the environment that points the program at a database.
-func dbEnv(dsn string) []string { return []string{"DATABASE_URL=" + dsn} }
+// dbEnv is the environment that points the program at a database, with its reports in a
+// directory of the test.
+func dbEnv(t testing.TB, dsn string) []string {
+	return []string{"DATABASE_URL=" + dsn, "REPORTS_URL=" + reportsURL(t)}
+}
+
+// reportsURL is a directory for reports that is removed when the test ends.
+func reportsURL(t testing.TB) string { return "file://" + t.TempDir() }
 
 // runInProc calls Run in this process, as main does, with the database given by flag.
 func runInProc(ctx context.Context, args ...string) (code int, stdout, stderr string) {

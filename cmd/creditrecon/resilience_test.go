@@ -61,7 +61,7 @@ func runToCompletion(t testing.TB, dsn string, args ...string) (code int, stdout
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		code, stdout, stderr = runProc(t, dbEnv(dsn), append([]string{"run"}, args...)...)
+		code, stdout, stderr = runProc(t, dbEnv(t, dsn), append([]string{"run"}, args...)...)
 		if code != exitcode.Locked || time.Now().After(deadline) {
 			return code, stdout, stderr, lockedTries
 		}
@@ -91,7 +91,7 @@ func TestResilience(t *testing.T) {
 	var clean time.Duration
 	for i := range 2 {
 		start := time.Now()
-		code, stdout, stderr := runProc(t, dbEnv(refDSN), "run", "--as-of", cutoff)
+		code, stdout, stderr := runProc(t, dbEnv(t, refDSN), "run", "--as-of", cutoff)
 		d := time.Since(start)
 		if code != exitcode.OK {
 			t.Fatalf("clean run %d: exit %d\nstderr:\n%s", i+1, code, stderr)
@@ -131,7 +131,7 @@ func TestResilience(t *testing.T) {
 	writesNothing := func(t *testing.T, dsn string, db *sqlx.DB) {
 		t.Helper()
 		before := readGrants(t, db)
-		code, stdout, stderr := runProc(t, dbEnv(dsn), "run", "--as-of", cutoff)
+		code, stdout, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff)
 		if code != exitcode.OK {
 			t.Fatalf("final run: exit %d\nstderr:\n%s", code, stderr)
 		}
@@ -149,7 +149,7 @@ func TestResilience(t *testing.T) {
 		db := openDB(t, dsn)
 		procs := make([]*proc, runners)
 		for i := range procs {
-			procs[i] = startProc(t, dbEnv(dsn), "run", "--as-of", cutoff)
+			procs[i] = startProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff)
 		}
 		codes, outputs := make([]int, runners), make([]string, runners)
 		for i, p := range procs {
@@ -169,10 +169,11 @@ func TestResilience(t *testing.T) {
 		dsn := tpl.copy(t)
 		db := openDB(t, dsn)
 		codes, outputs := make([]int, runners), make([]string, runners)
+		reports := reportsURL(t)
 		var wg sync.WaitGroup
 		for i := range runners {
 			wg.Go(func() {
-				codes[i], _, outputs[i] = runInProc(context.Background(), "run", "--as-of", cutoff, "--database-url", dsn)
+				codes[i], _, outputs[i] = runInProc(context.Background(), "run", "--as-of", cutoff, "--database-url", dsn, "--reports-url", reports)
 			})
 		}
 		wg.Wait()
@@ -232,7 +233,7 @@ func testSIGKILL(t *testing.T, tpl *templateDB, clean time.Duration, equalsRefer
 					break
 				}
 				before := maxRunID(t, db)
-				p := startProc(t, dbEnv(dsn), "run", "--as-of", asOf)
+				p := startProc(t, dbEnv(t, dsn), "run", "--as-of", asOf)
 				timer := time.NewTimer(remaining)
 				select {
 				case <-p.done:
@@ -308,7 +309,7 @@ func testSIGTERM(t *testing.T, tpl *templateDB, clean time.Duration, equalsRefer
 		t.Run(fmt.Sprintf("trial %d", trial+1), func(t *testing.T) {
 			dsn := tpl.copy(t)
 			db := openDB(t, dsn)
-			p := startProc(t, dbEnv(dsn), "run", "--as-of", cutoff)
+			p := startProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff)
 			// Wait for the run to be under way (signal handling is set up by then), then a bit more.
 			started := time.Now()
 			for count(t, db, "SELECT count(*) FROM recon_runs") == 0 {
