@@ -131,7 +131,7 @@ func (s *Store) Lock(ctx context.Context) (jobs.Session, error) {
 		conn.Close()
 		return nil, jobs.ErrLocked
 	}
-	return &Session{conn: conn}, nil
+	return &Session{conn: conn, db: s.db}, nil
 }
 
 // Snapshot runs fn on a repeatable-read transaction of a pooled connection.
@@ -221,6 +221,7 @@ func (s *Store) LatestRun(ctx context.Context, asOf time.Time) (*jobs.RunRecord,
 // Session is a pinned connection holding the run lock.
 type Session struct {
 	conn *sqlx.Conn
+	db   *sqlx.DB // the pool, for recording the end of a run whose connection died
 }
 
 // Snapshot runs fn on a repeatable-read transaction of the locked connection.
@@ -311,13 +312,18 @@ func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time,
 }
 
 // FinishRun records how the run ended. It uses its own short deadline so that a run cancelled by
-// SIGTERM still records why it stopped.
+// SIGTERM still records why it stopped, and falls back to a pooled connection when the locked
+// one died (the driver closes a connection whose query was cancelled); then it only finishes a
+// row still "running", as another runner may have taken the lock and marked it abandoned.
 func (s *Session) FinishRun(ctx context.Context, runID int64, status, errText string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := s.conn.ExecContext(ctx, `UPDATE recon_runs SET status = $2, finished_at = clock_timestamp(),
-		error = nullif($3, '') WHERE id = $1`, runID, status, errText); err != nil {
-		return fmt.Errorf("finish run %d: %w", runID, translate(err))
+	const finish = `UPDATE recon_runs SET status = $2, finished_at = clock_timestamp(), error = nullif($3, '')
+		WHERE id = $1 AND status = 'running'`
+	if _, err := s.conn.ExecContext(ctx, finish, runID, status, errText); err != nil {
+		if _, poolErr := s.db.ExecContext(ctx, finish, runID, status, errText); poolErr != nil {
+			return fmt.Errorf("finish run %d: %w", runID, translate(errors.Join(err, poolErr)))
+		}
 	}
 	return nil
 }

@@ -8,10 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/runpod/creditrecon/jobs"
-	"github.com/runpod/creditrecon/reconcile"
 )
 
 func cmdExplain(ctx context.Context, e *env, args []string) error {
@@ -68,13 +65,7 @@ func printExplanation(w io.Writer, x *jobs.Explanation) {
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROGRAM\tACCOUNT\tSPEND_USD\tEARNED_USD\tELIGIBLE\tTARGET_USD\tGRANTED_USD\tOWED_USD\tCLAWBACK_DUE_USD\tSTATUS\tWHY")
-		pending, pendingSpend := 0, decimal.Zero
 		for _, d := range x.Decisions {
-			if d.Status == reconcile.StatusPending && len(x.Decisions) > 10 {
-				pending++
-				pendingSpend = pendingSpend.Add(d.Spend)
-				continue
-			}
 			account := d.AccountID
 			if d.Role != "" {
 				account += " (" + d.Role + " bonus)"
@@ -82,10 +73,6 @@ func printExplanation(w io.Writer, x *jobs.Explanation) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Program, account, d.Spend.String(), d.Earned.String(),
 				d.Eligible, d.Target.StringFixed(2), d.Granted.StringFixed(2), d.Owed.StringFixed(2), d.ClawbackDue.StringFixed(2),
 				d.Status, d.Reason)
-		}
-		if pending > 0 {
-			fmt.Fprintf(tw, "serverless_referral\t%d more referrals\t%s\t0\tfalse\t0.00\t0.00\t0.00\t0.00\t%s\tbelow the serverless threshold\n",
-				pending, pendingSpend.String(), reconcile.StatusPending)
 		}
 		tw.Flush()
 	}
