@@ -22,7 +22,7 @@ type Explanation struct {
 func (r *Runner) Explain(ctx context.Context, beneficiaryID string, asOf time.Time) (*Explanation, error) {
 	e := &Explanation{BeneficiaryID: beneficiaryID, AsOf: asOf, Params: r.Config.Params}
 	err := r.Store.Snapshot(ctx, func(s Snapshot) error {
-		_, anomalies, err := s.PrepareAnomalies(ctx, r.anomalyRules(asOf, r.Now()))
+		_, anomalies, err := s.Aggregate(ctx, 0, r.aggregateInput(asOf, r.Now()))
 		if err != nil {
 			return err
 		}

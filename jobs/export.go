@@ -16,9 +16,10 @@ import (
 // ErrNoRun means a cutoff has no run whose grants committed, so it has no reports to export.
 var ErrNoRun = errors.New("no run of this cutoff committed its grants")
 
-// Export re-exports the reports of a cutoff from the database, with the parameters and the wall
-// clock of the latest run of that cutoff that committed its grants (ErrNoRun if none): the same
-// data gives byte-identical files, also after later cutoffs have run.
+// Export re-exports the reports of a cutoff from the database: the usage aggregates and anomalies
+// recorded by the latest run of that cutoff that committed its grants (ErrNoRun if none), with its
+// parameters, and the grants as of the cutoff. The same data gives byte-identical files, also
+// after later cutoffs have run; usage that arrived since that run shows after a new run of it.
 func (r *Runner) Export(ctx context.Context, asOf time.Time) (reports.Manifest, error) {
 	run, err := r.Store.LatestRun(ctx, asOf)
 	if err != nil {
@@ -49,11 +50,11 @@ func (r *Runner) export(ctx context.Context, rd Reader, run *RunRecord) (reports
 	evaluator.Config.Params = params
 	var man reports.Manifest
 	err = rd.Snapshot(ctx, func(s Snapshot) error {
-		_, anomalies, err := s.PrepareAnomalies(ctx, r.anomalyRules(asOf, run.StartedAt))
-		if err != nil {
-			return err
+		var anomalies int64
+		if run.Anomalies != nil {
+			anomalies = *run.Anomalies
 		}
-		src := &reportSource{s: s, r: &evaluator, asOf: asOf, totals: map[string]reports.ProgramTotals{}}
+		src := &reportSource{s: s, r: &evaluator, runID: run.ID, asOf: asOf, totals: map[string]reports.ProgramTotals{}}
 		info := reports.ManifestInfo{
 			RunID:        run.ID,
 			AsOf:         asOf,
@@ -83,6 +84,7 @@ func BusinessDate(asOf time.Time, loc *time.Location) string {
 type reportSource struct {
 	s      Snapshot
 	r      *Runner
+	runID  int64
 	asOf   time.Time
 	totals map[string]reports.ProgramTotals
 }
@@ -110,7 +112,7 @@ func (src *reportSource) controlTotals(ctx context.Context) (map[string]reports.
 	return src.totals, nil
 }
 
-func (src *reportSource) query() Query { return Query{AsOf: src.asOf} }
+func (src *reportSource) query() Query { return Query{RunID: src.runID, AsOf: src.asOf} }
 
 func (src *reportSource) Grants(ctx context.Context, fn func(reports.GrantRow) error) error {
 	return src.s.Grants(ctx, GrantFilter{AsOf: src.asOf}, func(g GrantRecord) error {
@@ -124,7 +126,6 @@ func (src *reportSource) Grants(ctx context.Context, fn func(reports.GrantRow) e
 func (src *reportSource) Referrers(ctx context.Context, fn func(reports.ReferrerRow) error) error {
 	p := src.r.Config.Params
 	q := src.query()
-	q.Start = p.Referral.Start
 	return src.s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
 		t.Granted = t.GrantedAsOf
 		d := p.EvaluateReferrer(t)
@@ -138,7 +139,6 @@ func (src *reportSource) Referrers(ctx context.Context, fn func(reports.Referrer
 func (src *reportSource) Templates(ctx context.Context, fn func(reports.TemplateRow) error) error {
 	p := src.r.Config.Params
 	q := src.query()
-	q.Start = p.Template.Start
 	return src.s.Templates(ctx, q, func(t reconcile.TemplateTotals) error {
 		t.Granted = t.GrantedAsOf
 		d := p.EvaluateTemplate(t)
@@ -154,7 +154,6 @@ func (src *reportSource) Templates(ctx context.Context, fn func(reports.Template
 func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(reports.ServerlessRow) error) error {
 	p := src.r.Config.Params
 	q := src.query()
-	q.Start = p.Serverless.Start
 	return src.s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
 		t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
 		ds := p.EvaluateServerless(t)
@@ -169,7 +168,7 @@ func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(report
 }
 
 func (src *reportSource) Anomalies(ctx context.Context, fn func(reports.AnomalyRow) error) error {
-	return src.s.Anomalies(ctx, func(a Anomaly) error {
+	return src.s.Anomalies(ctx, src.runID, func(a Anomaly) error {
 		return fn(reports.AnomalyRow{UsageEventID: a.UsageEventID, Reason: a.Reason, UserID: a.UserID, Product: a.Product,
 			TemplateID: a.TemplateID, AmountUSD: a.AmountUSD, OccurredAt: a.OccurredAt})
 	})

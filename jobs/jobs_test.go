@@ -468,11 +468,7 @@ func TestAnomaliesAreExcludedAndRecorded(t *testing.T) {
 	}
 	got := map[int64]string{}
 	err := f.st.Snapshot(context.Background(), func(s jobs.Snapshot) error {
-		if _, _, err := s.PrepareAnomalies(context.Background(), jobs.AnomalyRules{AsOf: date("2026-02-01"),
-			Latest: wallClock.Add(10 * time.Minute), MaxAmount: decimal.NewFromInt(100000)}); err != nil {
-			return err
-		}
-		return s.Anomalies(context.Background(), func(a jobs.Anomaly) error {
+		return s.Anomalies(context.Background(), res.RunID, func(a jobs.Anomaly) error {
 			got[a.UsageEventID] = a.Reason
 			return nil
 		})
@@ -534,7 +530,9 @@ func TestStalePlanCannotDoubleGrant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return sess.CommitGrants(context.Background(), id, date("2026-02-01"), grants, jobs.Summary{})
+		return sess.Transact(context.Background(), func(s jobs.Snapshot) error {
+			return s.WriteGrants(context.Background(), id, date("2026-02-01"), grants, jobs.Summary{})
+		})
 	}
 	if err := commit(first); err != nil {
 		t.Fatal(err)

@@ -180,7 +180,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if opts.DryRun {
 		var plan Plan
 		err := r.Store.Snapshot(ctx, func(s Snapshot) (err error) {
-			plan, err = r.plan(ctx, s, opts.AsOf, now)
+			plan, err = r.plan(ctx, s, 0, opts.AsOf, now)
 			return err
 		})
 		return &Result{Plan: plan}, err
@@ -246,19 +246,19 @@ func (r *Runner) logSummary(res *Result, d time.Duration) {
 func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord) (*Result, error) {
 	runID, asOf := run.ID, run.AsOf
 	res := &Result{RunID: runID}
-	err := sess.Snapshot(ctx, func(s Snapshot) (err error) {
-		res.Plan, err = r.plan(ctx, s, asOf, run.StartedAt)
-		return err
+	err := sess.Transact(ctx, func(s Snapshot) (err error) {
+		if res.Plan, err = r.plan(ctx, s, runID, asOf, run.StartedAt); err != nil {
+			return err
+		}
+		return s.WriteGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary)
 	})
 	if err != nil {
-		return res, err
-	}
-	if err := sess.CommitGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary); err != nil {
 		return res, err
 	}
 	r.Log.Info("grants committed", "run_id", runID, "as_of", asOf, "grants", len(res.Plan.Grants),
 		"amount_usd", res.Plan.Summary.Amount.StringFixed(2))
 	if r.Sink != nil {
+		run.Anomalies = &res.Plan.Summary.Anomalies
 		if _, err := r.export(ctx, sess, run); err != nil {
 			return res, fmt.Errorf("grants are committed, but the reports failed (run `creditrecon export --as-of %s` when the cause is fixed): %w",
 				asOf.Format(time.RFC3339), err)
@@ -267,10 +267,11 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord) (*Result
 	return res, nil
 }
 
-// plan reads a snapshot and decides every program's grants as of asOf.
-func (r *Runner) plan(ctx context.Context, s Snapshot, asOf, now time.Time) (Plan, error) {
+// plan aggregates a snapshot's usage for a run (run 0: a dry run) and decides every program's
+// grants as of asOf.
+func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now time.Time) (Plan, error) {
 	plan := Plan{Summary: newSummary(asOf)}
-	considered, anomalies, err := s.PrepareAnomalies(ctx, r.anomalyRules(asOf, now))
+	considered, anomalies, err := s.Aggregate(ctx, runID, r.aggregateInput(asOf, now))
 	if err != nil {
 		return plan, err
 	}
@@ -284,21 +285,22 @@ func (r *Runner) plan(ctx context.Context, s Snapshot, asOf, now time.Time) (Pla
 			plan.Grants = append(plan.Grants, g)
 		}
 	}
-	err = r.Evaluate(ctx, s, Query{AsOf: asOf}, false, decide)
+	err = r.Evaluate(ctx, s, Query{RunID: runID, AsOf: asOf}, false, decide)
 	return plan, err
 }
 
-func (r *Runner) anomalyRules(asOf, now time.Time) AnomalyRules {
-	return AnomalyRules{AsOf: asOf, Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount}
+// aggregateInput is what a run at wall clock now aggregates as of asOf.
+func (r *Runner) aggregateInput(asOf, now time.Time) AggregateInput {
+	p := r.Config.Params
+	return AggregateInput{AsOf: asOf, Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount,
+		ReferralStart: p.Referral.Start, TemplateStart: p.Template.Start, ServerlessStart: p.Serverless.Start}
 }
 
-// Evaluate streams every program's aggregates for q and calls fn with each decision and the
-// usage rows behind it. With asOfView the decisions count only grants with as_of <= q.AsOf, as
-// the reports of that cutoff do; otherwise they count every grant, as a run must.
-// The snapshot's anomalies must be prepared.
+// Evaluate streams every program's accounts of run q.RunID and calls fn with each decision and
+// the usage rows behind it. With asOfView the decisions count only grants with as_of <= q.AsOf,
+// as the reports of that cutoff do; otherwise they count every grant, as a run must.
 func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
 	p := r.Config.Params
-	q.Start = p.Referral.Start
 	if err := s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
 		if asOfView {
 			t.Granted = t.GrantedAsOf
@@ -308,7 +310,6 @@ func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView boo
 	}); err != nil {
 		return err
 	}
-	q.Start = p.Template.Start
 	if err := s.Templates(ctx, q, func(t reconcile.TemplateTotals) error {
 		if asOfView {
 			t.Granted = t.GrantedAsOf
@@ -318,7 +319,6 @@ func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView boo
 	}); err != nil {
 		return err
 	}
-	q.Start = p.Serverless.Start
 	return s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
 		if asOfView {
 			t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf

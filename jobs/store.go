@@ -51,21 +51,28 @@ type Session interface {
 	AbandonRunning(ctx context.Context) (int64, error)
 	// StartRun inserts a run ledger row with status running and returns its id.
 	StartRun(ctx context.Context, r RunRecord) (int64, error)
-	// CommitGrants writes the grants and the run's counts in one transaction, or nothing:
-	// ErrGrantConflict when any grant's key is already taken.
-	CommitGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
+	// Transact calls fn with a snapshot it commits when fn succeeds: a run's aggregates, grants
+	// and counts land together or not at all.
+	Transact(ctx context.Context, fn func(Snapshot) error) error
 	// FinishRun records the run's end status and error.
 	FinishRun(ctx context.Context, runID int64, status, errText string) error
 	// Close releases the lock and the connection.
 	Close() error
 }
 
-// Snapshot is one consistent view of the database for a cutoff.
+// Snapshot is one consistent (repeatable read) view of the database. Run 0 names the scratch
+// aggregates of a dry run or an explain, private to the snapshot and never committed.
 type Snapshot interface {
-	// PrepareAnomalies finds the invalid usage rows that the aggregates below then exclude.
-	// It returns the number of rows considered and of anomalies.
-	PrepareAnomalies(ctx context.Context, r AnomalyRules) (considered, anomalies int64, err error)
-	Anomalies(ctx context.Context, fn func(Anomaly) error) error
+	// Aggregate reads the usage tables for a run: it records the invalid rows (anomalies) and
+	// the per-referral and per-template aggregates that exclude them. It returns the number of
+	// usage rows considered and of anomalies.
+	Aggregate(ctx context.Context, runID int64, in AggregateInput) (considered, anomalies int64, err error)
+	// WriteGrants writes the grants and the run's counts: ErrGrantConflict when any grant's key
+	// is already taken (the snapshot's transaction must then be rolled back).
+	WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
+	// Anomalies streams a run's anomalies in usage id order.
+	Anomalies(ctx context.Context, runID int64, fn func(Anomaly) error) error
+	// Referrers, Templates and Serverless stream a run's accounts, with their grants, in id order.
 	Referrers(ctx context.Context, q Query, fn func(reconcile.ReferrerTotals) error) error
 	Templates(ctx context.Context, q Query, fn func(reconcile.TemplateTotals) error) error
 	Serverless(ctx context.Context, q Query, fn func(reconcile.ServerlessTotals) error) error
@@ -75,19 +82,22 @@ type Snapshot interface {
 	GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]GrantTotal, error)
 }
 
-// AnomalyRules say which usage rows a run rejects (SPEC 3.4).
-type AnomalyRules struct {
+// AggregateInput says what a run aggregates: usage before AsOf, each program from its start
+// (zero: no start), less the rows rejected by the rules of SPEC 3.4.
+type AggregateInput struct {
 	AsOf time.Time
 	// Latest is the latest believable occurred_at: the run's wall clock plus the allowed skew.
 	Latest time.Time
 	// MaxAmount is the largest believable |amount_usd| of one usage row.
 	MaxAmount decimal.Decimal
+
+	ReferralStart, TemplateStart, ServerlessStart time.Time
 }
 
-// Query selects aggregates as of a cutoff, for one beneficiary when Beneficiary is set.
+// Query selects a run's accounts as of its cutoff, for one beneficiary when Beneficiary is set.
 type Query struct {
+	RunID       int64
 	AsOf        time.Time
-	Start       time.Time // program start; zero for none
 	Beneficiary string
 }
 

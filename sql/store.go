@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,14 @@ var migrations embed.FS
 
 //go:embed queries/*.sql
 var queryFiles embed.FS
+
+// RolesSQL is sql/roles/roles.sql: the least-privilege group roles (creditrecon_owner,
+// creditrecon_job, creditrecon_operator, creditrecon_finance) and their grants. A DBA applies it,
+// as a superuser, before the first Migrate and again after any migration that adds tables; it is
+// idempotent. Migrate never applies it.
+//
+//go:embed roles/roles.sql
+var RolesSQL string
 
 // queries are loaded once at start-up; a missing file fails fast (see query).
 var queries = loadQueries()
@@ -134,27 +143,39 @@ func (s *Store) Lock(ctx context.Context) (jobs.Session, error) {
 	return &Session{conn: conn, db: s.db}, nil
 }
 
-// Snapshot runs fn on a repeatable-read transaction of a pooled connection.
+// Snapshot runs fn on a repeatable-read transaction of a pooled connection, and rolls it back:
+// whatever fn wrote (a dry run's scratch aggregates) is never seen by anyone.
 func (s *Store) Snapshot(ctx context.Context, fn func(jobs.Snapshot) error) error {
 	conn, err := s.db.Connx(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	return snapshot(ctx, conn, fn)
+	return snapshot(ctx, conn, false, fn)
 }
 
-func snapshot(ctx context.Context, conn *sqlx.Conn, fn func(jobs.Snapshot) error) error {
-	// Not read-only: the snapshot builds a temporary table of the run's anomalies.
+// snapshot runs fn on a repeatable-read transaction, committed when commit is set and fn
+// succeeds, rolled back otherwise.
+func snapshot(ctx context.Context, conn *sqlx.Conn, commit bool, fn func(jobs.Snapshot) error) error {
 	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
 	if err != nil {
-		return fmt.Errorf("begin snapshot: %w", err)
+		return fmt.Errorf("begin snapshot: %w", translate(err))
 	}
 	defer tx.Rollback()
-	if err := fn(&Snapshot{tx: tx}); err != nil {
+	snap := &Snapshot{tx: tx}
+	if err := tx.GetContext(ctx, &snap.scratch, "SELECT -pg_backend_pid()"); err != nil {
+		return fmt.Errorf("begin snapshot: %w", translate(err))
+	}
+	if err := fn(snap); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if !commit {
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit run: %w", translate(err))
+	}
+	return nil
 }
 
 // Accept records an acceptance unless the referrer already has one.
@@ -224,9 +245,15 @@ type Session struct {
 	db   *sqlx.DB // the pool, for recording the end of a run whose connection died
 }
 
-// Snapshot runs fn on a repeatable-read transaction of the locked connection.
+// Snapshot runs fn on a repeatable-read transaction of the locked connection, rolled back.
 func (s *Session) Snapshot(ctx context.Context, fn func(jobs.Snapshot) error) error {
-	return snapshot(ctx, s.conn, fn)
+	return snapshot(ctx, s.conn, false, fn)
+}
+
+// Transact runs fn on a repeatable-read transaction of the locked connection and commits it when
+// fn succeeds: a run's aggregates, grants and counts land together or not at all.
+func (s *Session) Transact(ctx context.Context, fn func(jobs.Snapshot) error) error {
+	return snapshot(ctx, s.conn, true, fn)
 }
 
 // AbandonRunning marks as abandoned every run still "running": whoever ran them held this lock,
@@ -252,36 +279,6 @@ func (s *Session) StartRun(ctx context.Context, r jobs.RunRecord) (int64, error)
 		return 0, fmt.Errorf("start run as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
 	}
 	return id, nil
-}
-
-// CommitGrants writes the plan's grants and the run's counts atomically. A key already taken
-// rolls everything back with jobs.ErrGrantConflict.
-func (s *Session) CommitGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, sum jobs.Summary) error {
-	tx, err := s.conn.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin grants: %w", err)
-	}
-	defer tx.Rollback()
-	const batch = 10000
-	for start := 0; start < len(grants); start += batch {
-		part := grants[start:min(start+batch, len(grants))]
-		if err := insertGrants(ctx, tx, runID, asOf, part); err != nil {
-			return err
-		}
-	}
-	totals, err := json.Marshal(sum.Programs)
-	if err != nil {
-		return fmt.Errorf("encode run totals: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE recon_runs SET usage_rows = $2, anomalies = $3, grants_written = $4,
-		amount_granted = $5, totals = $6, grants_committed_at = clock_timestamp() WHERE id = $1`,
-		runID, sum.UsageRows, sum.Anomalies, sum.Grants, sum.Amount, totals); err != nil {
-		return fmt.Errorf("record run %d counts: %w", runID, translate(err))
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit %d grants of run %d: %w", len(grants), runID, translate(err))
-	}
-	return nil
 }
 
 func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time, grants []reconcile.Grant) error {
@@ -338,29 +335,77 @@ func (s *Session) Close() error {
 
 // Snapshot is a repeatable-read transaction.
 type Snapshot struct {
-	tx *sqlx.Tx
+	tx      *sqlx.Tx
+	scratch int64 // the run id of a dry run's aggregates: -backend pid, private to this transaction
 }
 
-// PrepareAnomalies builds the run's anomaly table and counts the rows considered.
-func (s *Snapshot) PrepareAnomalies(ctx context.Context, r jobs.AnomalyRules) (considered, anomalies int64, err error) {
-	if _, err := s.tx.ExecContext(ctx, query("anomalies_prepare"), r.AsOf, r.Latest, r.MaxAmount); err != nil {
-		return 0, 0, fmt.Errorf("find anomalies as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
+// run maps run 0 (a dry run or an explain) to the transaction's scratch id.
+func (s *Snapshot) run(runID int64) int64 {
+	if runID == 0 {
+		return s.scratch
 	}
-	if _, err := s.tx.ExecContext(ctx, query("anomalies_index")); err != nil {
-		return 0, 0, fmt.Errorf("index anomalies: %w", translate(err))
+	return runID
+}
+
+// Aggregate reads the usage tables once for a run: it records the anomalies, then the per
+// referral and per template aggregates that exclude them, and counts the rows considered.
+func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.AggregateInput) (considered, anomalies int64, err error) {
+	run, at := s.run(runID), in.AsOf.Format(time.RFC3339)
+	if _, err := s.tx.ExecContext(ctx, query("anomalies_prepare"), run, in.AsOf, in.Latest, in.MaxAmount); err != nil {
+		return 0, 0, fmt.Errorf("find anomalies as_of=%s: %w", at, translate(err))
 	}
-	if err := s.tx.GetContext(ctx, &anomalies, "SELECT count(*) FROM run_anomalies"); err != nil {
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
+		return 0, 0, fmt.Errorf("analyze anomalies: %w", translate(err))
+	}
+	if _, err := s.tx.ExecContext(ctx, query("aggregate_referrals"), run, in.AsOf,
+		startArg(in.ReferralStart), startArg(in.ServerlessStart)); err != nil {
+		return 0, 0, fmt.Errorf("aggregate referrals as_of=%s: %w", at, translate(err))
+	}
+	if _, err := s.tx.ExecContext(ctx, query("aggregate_templates"), run, in.AsOf, startArg(in.TemplateStart)); err != nil {
+		return 0, 0, fmt.Errorf("aggregate templates as_of=%s: %w", at, translate(err))
+	}
+	if err := s.tx.GetContext(ctx, &anomalies, "SELECT count(*) FROM run_anomalies WHERE run_id = $1", run); err != nil {
 		return 0, 0, fmt.Errorf("count anomalies: %w", translate(err))
 	}
-	if err := s.tx.GetContext(ctx, &considered, query("usage_considered"), r.AsOf, r.Latest); err != nil {
-		return 0, 0, fmt.Errorf("count usage as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
+	if err := s.tx.GetContext(ctx, &considered, query("usage_considered"), in.AsOf, in.Latest); err != nil {
+		return 0, 0, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
 	}
 	return considered, anomalies, nil
 }
 
-// Anomalies streams the anomalies in usage id order.
-func (s *Snapshot) Anomalies(ctx context.Context, fn func(jobs.Anomaly) error) error {
-	return stream(ctx, s.tx, "list anomalies", query("anomalies_list"), nil, func(rows *sqlx.Rows) error {
+// WriteGrants writes a plan's grants and the run's counts, and keeps only this run's aggregates
+// of its cutoff. A key already taken fails with jobs.ErrGrantConflict; the caller's transaction
+// then writes nothing.
+func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, sum jobs.Summary) error {
+	const batch = 10000
+	for start := 0; start < len(grants); start += batch {
+		part := grants[start:min(start+batch, len(grants))]
+		if err := insertGrants(ctx, s.tx, runID, asOf, part); err != nil {
+			return err
+		}
+	}
+	totals, err := json.Marshal(sum.Programs)
+	if err != nil {
+		return fmt.Errorf("encode run totals: %w", err)
+	}
+	if _, err := s.tx.ExecContext(ctx, `UPDATE recon_runs SET usage_rows = $2, anomalies = $3, grants_written = $4,
+		amount_granted = $5, totals = $6, grants_committed_at = clock_timestamp() WHERE id = $1`,
+		runID, sum.UsageRows, sum.Anomalies, sum.Grants, sum.Amount, totals); err != nil {
+		return fmt.Errorf("record run %d counts: %w", runID, translate(err))
+	}
+	// Reports render from the latest run of a cutoff; older runs' aggregates of it go.
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates"} {
+		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
+			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2)`, asOf, runID); err != nil {
+			return fmt.Errorf("prune %s of older runs as_of=%s: %w", table, asOf.Format(time.RFC3339), translate(err))
+		}
+	}
+	return nil
+}
+
+// Anomalies streams a run's anomalies in usage id order.
+func (s *Snapshot) Anomalies(ctx context.Context, runID int64, fn func(jobs.Anomaly) error) error {
+	return streamArgs(ctx, s.tx, "list anomalies", query("anomalies_list"), []any{s.run(runID)}, func(rows *sqlx.Rows) error {
 		var a jobs.Anomaly
 		if err := rows.StructScan(&a); err != nil {
 			return err
@@ -380,9 +425,9 @@ type referrerRow struct {
 	GrantedAsOf decimal.Decimal `db:"granted_as_of"`
 }
 
-// Referrers streams the Referral Program aggregates, ordered by referrer id.
+// Referrers streams a run's Referral Program accounts, ordered by referrer id.
 func (s *Snapshot) Referrers(ctx context.Context, q jobs.Query, fn func(reconcile.ReferrerTotals) error) error {
-	return stream(ctx, s.tx, "aggregate referrers", query("referrers"), q, func(rows *sqlx.Rows) error {
+	return streamArgs(ctx, s.tx, "read referrers", query("referrers"), s.args(q), func(rows *sqlx.Rows) error {
 		var r referrerRow
 		if err := rows.StructScan(&r); err != nil {
 			return err
@@ -402,9 +447,9 @@ type templateRow struct {
 	GrantedAsOf    decimal.Decimal `db:"granted_as_of"`
 }
 
-// Templates streams the Template Program aggregates, ordered by template id.
+// Templates streams a run's Template Program accounts, ordered by template id.
 func (s *Snapshot) Templates(ctx context.Context, q jobs.Query, fn func(reconcile.TemplateTotals) error) error {
-	return stream(ctx, s.tx, "aggregate templates", query("templates"), q, func(rows *sqlx.Rows) error {
+	return streamArgs(ctx, s.tx, "read templates", query("templates"), s.args(q), func(rows *sqlx.Rows) error {
 		var r templateRow
 		if err := rows.StructScan(&r); err != nil {
 			return err
@@ -425,9 +470,9 @@ type serverlessRow struct {
 	GrantedReferredAsOf decimal.Decimal `db:"granted_referred_as_of"`
 }
 
-// Serverless streams the Serverless Referral Program aggregates, ordered by referred user id.
+// Serverless streams a run's Serverless Referral Program accounts, ordered by referred user id.
 func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconcile.ServerlessTotals) error) error {
-	return stream(ctx, s.tx, "aggregate serverless referrals", query("serverless"), q, func(rows *sqlx.Rows) error {
+	return streamArgs(ctx, s.tx, "read serverless referrals", query("serverless"), s.args(q), func(rows *sqlx.Rows) error {
 		var r serverlessRow
 		if err := rows.StructScan(&r); err != nil {
 			return err
@@ -470,13 +515,9 @@ func (s *Snapshot) GrantTotals(ctx context.Context, asOf time.Time) (map[reconci
 	return totals, nil
 }
 
-// stream runs an aggregate query with the arguments of q and calls fn for each row.
-func stream(ctx context.Context, tx *sqlx.Tx, what, text string, q any, fn func(*sqlx.Rows) error) error {
-	var args []any
-	if q, ok := q.(jobs.Query); ok {
-		args = []any{q.AsOf, startArg(q.Start), nullString(q.Beneficiary)}
-	}
-	return streamArgs(ctx, tx, what, text, args, fn)
+// args are the arguments of the account queries: run, cutoff, beneficiary.
+func (s *Snapshot) args(q jobs.Query) []any {
+	return []any{s.run(q.RunID), q.AsOf, nullString(q.Beneficiary)}
 }
 
 func streamArgs(ctx context.Context, tx *sqlx.Tx, what, text string, args []any, fn func(*sqlx.Rows) error) error {
@@ -526,4 +567,68 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %s", jobs.ErrGrantConflict, pqErr.Message)
 	}
 	return err
+}
+
+var _ jobs.Auditor = (*Store)(nil)
+
+// AuditLedger runs the set-based checks of queries/verify_NN_*.sql, in file order, on one
+// read-only snapshot. Each query returns one row: name, title, rows checked, rows failed and the
+// first failing rows.
+func (s *Store) AuditLedger(ctx context.Context) ([]jobs.Check, error) {
+	var names []string
+	for name := range queries {
+		if rest, ok := strings.CutPrefix(name, "verify_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin audit: %w", err)
+	}
+	defer tx.Rollback()
+	checks := make([]jobs.Check, 0, len(names))
+	for _, name := range names {
+		var c jobs.Check
+		if err := tx.QueryRowxContext(ctx, query(name)).Scan(&c.Name, &c.Title, &c.Checked, &c.Failed, pq.Array(&c.Examples)); err != nil {
+			return nil, fmt.Errorf("audit %s: %w", name, translate(err))
+		}
+		checks = append(checks, c)
+	}
+	return checks, tx.Commit()
+}
+
+// GrantedAccounts streams every account that has grants with its total and its latest grant's
+// cutoff and run, ordered by that cutoff and run; only those whose latest grant is as of asOf
+// when asOf is set.
+func (s *Store) GrantedAccounts(ctx context.Context, asOf time.Time, fn func(jobs.GrantedAccount) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin audit: %w", err)
+	}
+	defer tx.Rollback()
+	err = streamArgs(ctx, tx, "list granted accounts", query("verify_accounts"), []any{nullTime(asOf)}, func(rows *sqlx.Rows) error {
+		var a jobs.GrantedAccount
+		if err := rows.StructScan(&a); err != nil {
+			return err
+		}
+		a.AsOf = a.AsOf.UTC()
+		return fn(a)
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// CommittedCutoffs lists, in order, the cutoffs that have a run which committed its grants.
+func (s *Store) CommittedCutoffs(ctx context.Context) ([]time.Time, error) {
+	var out []time.Time
+	if err := s.db.SelectContext(ctx, &out, query("verify_cutoffs")); err != nil {
+		return nil, fmt.Errorf("list committed cutoffs: %w", translate(err))
+	}
+	for i := range out {
+		out[i] = out[i].UTC()
+	}
+	return out, nil
 }

@@ -24,7 +24,8 @@ var DefaultStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 // get there the way real data does: a few heavy users ("whales", the busiest accounts) carry a
 // large share of the usage, favour serverless and were mostly referred by the top referrers.
 type Options struct {
-	// Seed names the population: the same Options give the same rows, byte for byte.
+	// Seed names the population: the same Options give the same rows, byte for byte, on the same
+	// PostgreSQL build (the math functions come from its C library).
 	Seed int64
 	// UsageRows is the number of usage_events rows Generate writes (default DemoUsageRows).
 	UsageRows int
@@ -50,7 +51,8 @@ type Options struct {
 	// AnomalyRate is the share of bad usage rows: unknown users, unknown templates, NaN amounts
 	// (default 0.0005).
 	AnomalyRate float64
-	// Parallel is the number of connections that write usage rows at once (default 2).
+	// Parallel is the number of connections that write usage rows at once (default 2). It does
+	// not change the data.
 	Parallel int
 	// Truncate empties the source tables first; without it Generate refuses non-empty tables.
 	Truncate bool
@@ -105,6 +107,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("synth options: rates must be at most 1")
 	case o.SelfReferrals < 0:
 		return fmt.Errorf("synth options: SelfReferrals %d is negative", o.SelfReferrals)
+	case o.Users < 2:
+		return fmt.Errorf("synth options: Users %d: need at least 2 (a referral needs two accounts)", o.Users)
 	case o.Users > math.MaxInt32 || o.Templates > math.MaxInt32:
 		return fmt.Errorf("synth options: too many users or templates")
 	}

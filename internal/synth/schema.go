@@ -1,5 +1,12 @@
 // Package synth owns the billing source tables of SPEC 3.1 for everything that is not production:
 // their DDL, and a seeded generator of realistic populations for the demo, tests and benchmarks.
+//
+// Generate fills the tables inside PostgreSQL (INSERT ... SELECT over generate_series, on a few
+// connections at once): every value is a pure function of the seed and the row number, drawn by
+// hashing them with hashint8extended, so a seed gives the same rows whatever the parallelism.
+// AppendDay adds the next night's usage, late rows included, for incremental runs and benchmarks.
+// DefaultOptions(DemoUsageRows) is the README demo's size; DefaultOptions(10_000_000) the
+// reference population of the performance notes.
 package synth
 
 import (

@@ -1,3 +1,4 @@
-SELECT id, reason, user_id, product, coalesce(template_id, '') AS template_id, amount_usd, occurred_at
+SELECT usage_event_id AS id, reason, user_id, product, coalesce(template_id, '') AS template_id, amount_usd, occurred_at
   FROM run_anomalies
- ORDER BY id;
+ WHERE run_id = $1
+ ORDER BY usage_event_id;

@@ -1,1 +1,0 @@
-CREATE UNIQUE INDEX ON run_anomalies (id);
