@@ -21,12 +21,16 @@ type Explanation struct {
 // every cutoff count as granted), and lists the grants written to them. It writes nothing.
 func (r *Runner) Explain(ctx context.Context, beneficiaryID string, asOf time.Time) (*Explanation, error) {
 	e := &Explanation{BeneficiaryID: beneficiaryID, AsOf: asOf, Params: r.Config.Params}
-	err := r.Store.Snapshot(ctx, func(s Snapshot) error {
-		_, anomalies, err := s.Aggregate(ctx, 0, r.aggregateInput(asOf, r.Now()))
+	base, err := r.base(ctx, RunOptions{AsOf: asOf}, r.Now())
+	if err != nil {
+		return nil, err
+	}
+	err = r.Store.Snapshot(ctx, func(s Snapshot) error {
+		agg, err := s.Aggregate(ctx, 0, r.aggregateInput(asOf, r.Now()), base)
 		if err != nil {
 			return err
 		}
-		e.Anomalies = anomalies
+		e.Anomalies = agg.Anomalies
 		err = r.Evaluate(ctx, s, Query{AsOf: asOf, Beneficiary: beneficiaryID}, false, func(d reconcile.Decision, _ int64) {
 			if d.BeneficiaryID == beneficiaryID {
 				e.Decisions = append(e.Decisions, d)

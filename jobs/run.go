@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -27,6 +28,11 @@ type Config struct {
 	Location *time.Location
 	// Version of the binary, recorded with every run.
 	Version string
+	// IncrementalMaxAge is the oldest a base run may be for a run to extend its aggregates
+	// instead of reading the whole history; 0 makes every run full.
+	IncrementalMaxAge time.Duration
+	// LateMargin: see AggregateInput.
+	LateMargin time.Duration
 }
 
 // DefaultConfig returns the seed's parameters and the documented defaults.
@@ -37,6 +43,9 @@ func DefaultConfig() Config {
 		ClockSkew:       10 * time.Minute,
 		MaxEventAmount:  decimal.NewFromInt(100000),
 		Location:        time.UTC,
+
+		IncrementalMaxAge: 7 * 24 * time.Hour,
+		LateMargin:        24 * time.Hour,
 	}
 }
 
@@ -51,6 +60,12 @@ func (c Config) Validate() error {
 	}
 	if !c.MaxEventAmount.IsPositive() {
 		errs = append(errs, fmt.Errorf("max-event-amount: must be positive, got %s", c.MaxEventAmount))
+	}
+	if c.IncrementalMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("incremental-max-age: must not be negative, got %s", c.IncrementalMaxAge))
+	}
+	if c.LateMargin < time.Minute {
+		errs = append(errs, fmt.Errorf("late-margin: must be at least 1m, got %s", c.LateMargin))
 	}
 	if c.Location == nil {
 		errs = append(errs, errors.New("timezone: not set"))
@@ -85,9 +100,10 @@ type ProgramSummary struct {
 
 // Summary adds up a run.
 type Summary struct {
-	AsOf      time.Time
-	UsageRows int64 // rows considered
-	Anomalies int64
+	AsOf       time.Time
+	Aggregates Aggregates // how the usage was read
+	UsageRows  int64      // rows considered
+	Anomalies  int64
 	Grants    int64
 	Amount    decimal.Decimal
 	Programs  map[reconcile.Program]*ProgramSummary
@@ -159,6 +175,7 @@ type RunReport struct {
 type RunOptions struct {
 	AsOf   time.Time
 	DryRun bool   // plan only: take no lock, write nothing
+	Full   bool   // read the whole usage history, even when a base run could be extended
 	Kind   string // "run" (default) or "backfill"
 }
 
@@ -179,8 +196,12 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 	if opts.DryRun {
 		var plan Plan
-		err := r.Store.Snapshot(ctx, func(s Snapshot) (err error) {
-			plan, err = r.plan(ctx, s, 0, opts.AsOf, now)
+		base, err := r.base(ctx, opts, now)
+		if err != nil {
+			return nil, err
+		}
+		err = r.Store.Snapshot(ctx, func(s Snapshot) (err error) {
+			plan, err = r.plan(ctx, s, 0, opts.AsOf, now, base)
 			return err
 		})
 		return &Result{Plan: plan}, err
@@ -210,7 +231,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 	record.ID = runID
 	started := time.Now()
-	res, err := r.run(ctx, sess, &record)
+	res, err := r.run(ctx, sess, &record, opts)
 	status, errText := StatusSucceeded, ""
 	if err != nil {
 		status, errText = StatusFailed, err.Error()
@@ -233,7 +254,8 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 // anomalies, duration.
 func (r *Runner) logSummary(res *Result, d time.Duration) {
 	s := res.Plan.Summary
-	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
+	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "mode", s.Aggregates.Mode, "base_run_id", s.Aggregates.BaseRunID,
+		"delta_rows", s.Aggregates.DeltaRows, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
 		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds()}
 	for _, p := range reconcile.Programs {
 		ps := s.Programs[p]
@@ -243,11 +265,15 @@ func (r *Runner) logSummary(res *Result, d time.Duration) {
 	r.Log.Info("run summary", attrs...)
 }
 
-func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord) (*Result, error) {
+func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts RunOptions) (*Result, error) {
 	runID, asOf := run.ID, run.AsOf
 	res := &Result{RunID: runID}
-	err := sess.Transact(ctx, func(s Snapshot) (err error) {
-		if res.Plan, err = r.plan(ctx, s, runID, asOf, run.StartedAt); err != nil {
+	base, err := r.base(ctx, opts, run.StartedAt)
+	if err != nil {
+		return res, err
+	}
+	err = sess.Transact(ctx, func(s Snapshot) (err error) {
+		if res.Plan, err = r.plan(ctx, s, runID, asOf, run.StartedAt, base); err != nil {
 			return err
 		}
 		return s.WriteGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary)
@@ -267,15 +293,45 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord) (*Result
 	return res, nil
 }
 
-// plan aggregates a snapshot's usage for a run (run 0: a dry run) and decides every program's
-// grants as of asOf.
-func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now time.Time) (Plan, error) {
+// base returns the run whose aggregates a run at wall clock now can extend, or nil for a full
+// run: when asked, when incremental runs are off, or when no recent run with the same aggregate
+// input exists.
+func (r *Runner) base(ctx context.Context, opts RunOptions, now time.Time) (*BaseRun, error) {
+	if opts.Full || r.Config.IncrementalMaxAge == 0 {
+		return nil, nil
+	}
+	b, err := r.Store.BaseRun(ctx, opts.AsOf)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	if now.Sub(b.StartedAt) > r.Config.IncrementalMaxAge {
+		return nil, nil
+	}
+	key, err := json.Marshal(r.aggregateInput(opts.AsOf, now).Key())
+	if err != nil {
+		return nil, fmt.Errorf("encode aggregate input: %w", err)
+	}
+	var a, b2 any
+	if json.Unmarshal(key, &a) != nil || json.Unmarshal(b.AggregateInput, &b2) != nil || !reflect.DeepEqual(a, b2) {
+		return nil, nil
+	}
+	return b, nil
+}
+
+// plan aggregates a snapshot's usage for a run (run 0: a dry run), extending base's aggregates
+// when base is set, and decides every program's grants as of asOf.
+func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now time.Time, base *BaseRun) (Plan, error) {
 	plan := Plan{Summary: newSummary(asOf)}
-	considered, anomalies, err := s.Aggregate(ctx, runID, r.aggregateInput(asOf, now))
+	agg, err := s.Aggregate(ctx, runID, r.aggregateInput(asOf, now), base)
 	if err != nil {
 		return plan, err
 	}
+	plan.Summary.Aggregates = agg
+	considered, anomalies := agg.Considered, agg.Anomalies
 	plan.Summary.UsageRows, plan.Summary.Anomalies = considered, anomalies
+	if agg.FullBecause != "" {
+		r.Log.Info("full run: the base run cannot be extended", "reason", agg.FullBecause)
+	}
 	if considered > 0 && float64(anomalies)/float64(considered) > r.Config.MaxAnomalyShare {
 		return plan, &AnomalyLimitError{Anomalies: anomalies, Considered: considered, MaxShare: r.Config.MaxAnomalyShare}
 	}
@@ -293,7 +349,8 @@ func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now ti
 func (r *Runner) aggregateInput(asOf, now time.Time) AggregateInput {
 	p := r.Config.Params
 	return AggregateInput{AsOf: asOf, Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount,
-		ReferralStart: p.Referral.Start, TemplateStart: p.Template.Start, ServerlessStart: p.Serverless.Start}
+		ReferralStart: p.Referral.Start, TemplateStart: p.Template.Start, ServerlessStart: p.Serverless.Start,
+		LateMargin: r.Config.LateMargin}
 }
 
 // Evaluate streams every program's accounts of run q.RunID and calls fn with each decision and

@@ -30,6 +30,9 @@ type Store interface {
 	Accept(ctx context.Context, a Acceptance) (created bool, err error)
 	// SucceededCutoffs lists the cutoffs from..to (both included) that have a successful run.
 	SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error)
+	// BaseRun returns the newest committed run with a cutoff at or before asOf that recorded
+	// what an incremental run needs, or nil.
+	BaseRun(ctx context.Context, asOf time.Time) (*BaseRun, error)
 	// LatestRun returns the newest run of a cutoff that committed its grants, or nil.
 	LatestRun(ctx context.Context, asOf time.Time) (*RunRecord, error)
 	// Runs lists the run ledger, newest first.
@@ -64,9 +67,10 @@ type Session interface {
 // aggregates of a dry run or an explain, private to the snapshot and never committed.
 type Snapshot interface {
 	// Aggregate reads the usage tables for a run: it records the invalid rows (anomalies) and
-	// the per-referral and per-template aggregates that exclude them. It returns the number of
-	// usage rows considered and of anomalies.
-	Aggregate(ctx context.Context, runID int64, in AggregateInput) (considered, anomalies int64, err error)
+	// the per-referral and per-template aggregates that exclude them.
+	// With a base run it reads only the rows the base did not count and adds the base's
+	// aggregates, unless the base's view of old usage no longer holds (Aggregates.FullBecause).
+	Aggregate(ctx context.Context, runID int64, in AggregateInput, base *BaseRun) (Aggregates, error)
 	// WriteGrants writes the grants and the run's counts: ErrGrantConflict when any grant's key
 	// is already taken (the snapshot's transaction must then be rolled back).
 	WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
@@ -92,6 +96,49 @@ type AggregateInput struct {
 	MaxAmount decimal.Decimal
 
 	ReferralStart, TemplateStart, ServerlessStart time.Time
+
+	// LateMargin bounds how long before a run's snapshot a row it could not see may have been
+	// stamped (ingested_at): the next run looks for late rows ingested since then.
+	LateMargin time.Duration
+}
+
+// aggregateKey is what two runs' aggregates must share for one to extend the other.
+type aggregateKey struct {
+	MaxAmount       decimal.Decimal `json:"max_event_amount"`
+	ReferralStart   time.Time       `json:"referral_start"`
+	TemplateStart   time.Time       `json:"template_start"`
+	ServerlessStart time.Time       `json:"serverless_start"`
+}
+
+// Key returns what a run records of its input, to be compared with the next run's.
+func (in AggregateInput) Key() any {
+	return aggregateKey{MaxAmount: in.MaxAmount, ReferralStart: in.ReferralStart.UTC(), TemplateStart: in.TemplateStart.UTC(),
+		ServerlessStart: in.ServerlessStart.UTC()}
+}
+
+// BaseRun is a committed run an incremental run can extend: its aggregates count every usage row
+// before AsOf that was visible to it, and of the rows ingested since SeenSince it recorded which
+// it saw (rows ingested earlier were all visible to it).
+type BaseRun struct {
+	ID               int64     `db:"id"`
+	AsOf             time.Time `db:"as_of"`
+	StartedAt        time.Time `db:"started_at"`
+	SeenSince        time.Time `db:"seen_since"`
+	ConsideredBefore int64     `db:"considered_before"`
+	Fingerprint      string    `db:"fingerprint"`
+	AggregateInput   []byte    `db:"aggregate_input"`
+}
+
+// Aggregates says how a run's aggregates were made.
+type Aggregates struct {
+	Mode             string // "full" or "incremental"
+	BaseRunID        int64  // incremental: the run extended
+	FullBecause      string // full although a base was offered: why it could not be extended
+	DeltaRows        int64  // incremental: usage rows read before the cutoff
+	Fingerprint      string
+	Considered       int64 // usage rows considered (before the cutoff, and future-dated ones)
+	ConsideredBefore int64 // of which before the cutoff
+	Anomalies        int64
 }
 
 // Query selects a run's accounts as of its cutoff, for one beneficiary when Beneficiary is set.

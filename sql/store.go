@@ -215,6 +215,22 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
 	return runs, nil
 }
 
+// BaseRun returns the newest run with a cutoff at or before asOf whose aggregates the next run
+// can extend, or nil.
+func (s *Store) BaseRun(ctx context.Context, asOf time.Time) (*jobs.BaseRun, error) {
+	var b jobs.BaseRun
+	err := s.db.GetContext(ctx, &b, `SELECT id, as_of, started_at, seen_since, considered_before, fingerprint, aggregate_input
+		FROM recon_runs WHERE as_of <= $1 AND grants_committed_at IS NOT NULL AND seen_since IS NOT NULL
+		ORDER BY id DESC LIMIT 1`, asOf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find a base run as_of<=%s: %w", asOf.Format(time.RFC3339), translate(err))
+	}
+	return &b, nil
+}
+
 // SucceededCutoffs lists the cutoffs from..to that have a successful run.
 func (s *Store) SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error) {
 	var out []time.Time
@@ -347,30 +363,161 @@ func (s *Snapshot) run(runID int64) int64 {
 	return runID
 }
 
-// Aggregate reads the usage tables once for a run: it records the anomalies, then the per
-// referral and per template aggregates that exclude them, and counts the rows considered.
-func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.AggregateInput) (considered, anomalies int64, err error) {
+// usageQuery returns an aggregate query reading from source: usage_events, or run_delta.
+func usageQuery(name, source string) string {
+	return strings.ReplaceAll(query(name), "{{usage}}", source)
+}
+
+// Aggregate reads the usage tables for a run and records, under its id, the anomalies and the
+// per referral and per template aggregates that exclude them. With a base run it folds into the
+// base's aggregates only the rows the base did not count (see jobs.BaseRun); when the base's view
+// no longer holds (referrals, templates or users behind its anomalies changed) it reads the whole
+// history instead and says why in the result.
+func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.AggregateInput, base *jobs.BaseRun) (jobs.Aggregates, error) {
 	run, at := s.run(runID), in.AsOf.Format(time.RFC3339)
-	if _, err := s.tx.ExecContext(ctx, query("anomalies_prepare"), run, in.AsOf, in.Latest, in.MaxAmount); err != nil {
-		return 0, 0, fmt.Errorf("find anomalies as_of=%s: %w", at, translate(err))
+	var res jobs.Aggregates
+	var info struct {
+		SnapshotAt time.Time `db:"snapshot_at"`
+		SeenSince  time.Time `db:"seen_since"`
+	}
+	if err := s.tx.GetContext(ctx, &info, query("snapshot_info"), fmt.Sprintf("%d seconds", int64(in.LateMargin.Seconds()))); err != nil {
+		return res, fmt.Errorf("snapshot time: %w", translate(err))
+	}
+	if err := s.tx.GetContext(ctx, &res.Fingerprint, query("fingerprint"), in.AsOf); err != nil {
+		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
+	}
+	if base != nil {
+		reason, err := s.baseInvalid(ctx, base)
+		if err != nil {
+			return res, err
+		}
+		if reason == "" {
+			return s.aggregateIncremental(ctx, run, in, base, res, info.SnapshotAt, info.SeenSince)
+		}
+		res.FullBecause = reason
+	}
+	res.Mode = "full"
+	if err := s.aggregate(ctx, run, "usage_events", in); err != nil {
+		return res, err
+	}
+	var counts struct {
+		Before int64 `db:"before"`
+		Future int64 `db:"future"`
+	}
+	if err := s.tx.GetContext(ctx, &counts, query("usage_considered"), in.AsOf, in.Latest); err != nil {
+		return res, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
+	}
+	res.ConsideredBefore, res.Considered = counts.Before, counts.Before+counts.Future
+	return s.finishAggregate(ctx, run, runID, in, res, info.SnapshotAt, info.SeenSince)
+}
+
+// aggregate finds the anomalies of source's rows and aggregates the others, under run.
+func (s *Snapshot) aggregate(ctx context.Context, run int64, source string, in jobs.AggregateInput) error {
+	at := in.AsOf.Format(time.RFC3339)
+	if _, err := s.tx.ExecContext(ctx, usageQuery("anomalies_prepare", source), run, in.AsOf, in.Latest, in.MaxAmount); err != nil {
+		return fmt.Errorf("find anomalies as_of=%s: %w", at, translate(err))
 	}
 	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
-		return 0, 0, fmt.Errorf("analyze anomalies: %w", translate(err))
+		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
-	if _, err := s.tx.ExecContext(ctx, query("aggregate_referrals"), run, in.AsOf,
+	if _, err := s.tx.ExecContext(ctx, usageQuery("aggregate_referrals", source), run, in.AsOf,
 		startArg(in.ReferralStart), startArg(in.ServerlessStart)); err != nil {
-		return 0, 0, fmt.Errorf("aggregate referrals as_of=%s: %w", at, translate(err))
+		return fmt.Errorf("aggregate referrals as_of=%s: %w", at, translate(err))
 	}
-	if _, err := s.tx.ExecContext(ctx, query("aggregate_templates"), run, in.AsOf, startArg(in.TemplateStart)); err != nil {
-		return 0, 0, fmt.Errorf("aggregate templates as_of=%s: %w", at, translate(err))
+	if _, err := s.tx.ExecContext(ctx, usageQuery("aggregate_templates", source), run, in.AsOf, startArg(in.TemplateStart)); err != nil {
+		return fmt.Errorf("aggregate templates as_of=%s: %w", at, translate(err))
 	}
-	if err := s.tx.GetContext(ctx, &anomalies, "SELECT count(*) FROM run_anomalies WHERE run_id = $1", run); err != nil {
-		return 0, 0, fmt.Errorf("count anomalies: %w", translate(err))
+	return nil
+}
+
+// baseInvalid says why base's aggregates cannot be extended, or "" when they can.
+func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string, error) {
+	var fp string
+	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), base.AsOf); err != nil {
+		return "", fmt.Errorf("fingerprint of base run %d: %w", base.ID, translate(err))
 	}
-	if err := s.tx.GetContext(ctx, &considered, query("usage_considered"), in.AsOf, in.Latest); err != nil {
-		return 0, 0, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
+	if fp != base.Fingerprint {
+		return fmt.Sprintf("referrals or templates before base run %d's cutoff changed", base.ID), nil
 	}
-	return considered, anomalies, nil
+	var valid bool
+	if err := s.tx.GetContext(ctx, &valid, query("delta_valid"), base.ID); err != nil {
+		return "", fmt.Errorf("check base run %d: %w", base.ID, translate(err))
+	}
+	if !valid {
+		return fmt.Sprintf("a user or template unknown to base run %d appeared", base.ID), nil
+	}
+	return "", nil
+}
+
+// aggregateIncremental folds into base's aggregates the rows base did not count.
+func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.AggregateInput, base *jobs.BaseRun,
+	res jobs.Aggregates, snapshotAt, seenSince time.Time) (jobs.Aggregates, error) {
+	res.Mode, res.BaseRunID = "incremental", base.ID
+	if _, err := s.tx.ExecContext(ctx, query("delta_prepare"), in.AsOf, base.AsOf, base.ID, base.SeenSince, in.Latest); err != nil {
+		return res, fmt.Errorf("read usage since base run %d: %w", base.ID, translate(err))
+	}
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta"); err != nil {
+		return res, fmt.Errorf("analyze delta: %w", translate(err))
+	}
+	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
+	delta := s.scratch - 1<<32
+	if err := s.aggregate(ctx, delta, "run_delta", in); err != nil {
+		return res, err
+	}
+	for _, name := range []string{"delta_merge_referrals", "delta_merge_templates"} {
+		if _, err := s.tx.ExecContext(ctx, query(name), run, base.ID, delta); err != nil {
+			return res, fmt.Errorf("%s onto base run %d: %w", name, base.ID, translate(err))
+		}
+	}
+	if _, err := s.tx.ExecContext(ctx, query("delta_merge_anomalies"), run, base.ID, delta, base.AsOf); err != nil {
+		return res, fmt.Errorf("merge anomalies onto base run %d: %w", base.ID, translate(err))
+	}
+	for _, table := range []string{"run_referrals", "run_templates", "run_anomalies"} {
+		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id = $1`, delta); err != nil {
+			return res, fmt.Errorf("drop scratch %s: %w", table, translate(err))
+		}
+	}
+	var counts struct {
+		Before int64 `db:"before"`
+		Future int64 `db:"future"`
+	}
+	if err := s.tx.GetContext(ctx, &counts, `SELECT count(*) FILTER (WHERE occurred_at < $1) AS before,
+		count(*) FILTER (WHERE occurred_at > $2) AS future FROM run_delta`, in.AsOf, in.Latest); err != nil {
+		return res, fmt.Errorf("count delta: %w", translate(err))
+	}
+	res.DeltaRows = counts.Before
+	res.ConsideredBefore = base.ConsideredBefore + counts.Before
+	res.Considered = res.ConsideredBefore + counts.Future
+	return s.finishAggregate(ctx, run, run, in, res, snapshotAt, seenSince)
+}
+
+// finishAggregate records what the next run needs to extend this one: the rows ingested since
+// seenSince that this run saw, and, for a real run, its mode, base and fingerprint.
+func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, in jobs.AggregateInput, res jobs.Aggregates,
+	snapshotAt, seenSince time.Time) (jobs.Aggregates, error) {
+	if err := s.tx.GetContext(ctx, &res.Anomalies, "SELECT count(*) FROM run_anomalies WHERE run_id = $1", run); err != nil {
+		return res, fmt.Errorf("count anomalies: %w", translate(err))
+	}
+	if runID == 0 || run < 0 {
+		return res, nil
+	}
+	if _, err := s.tx.ExecContext(ctx, query("seen_insert"), run, seenSince, in.AsOf); err != nil {
+		return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), translate(err))
+	}
+	input, err := json.Marshal(in.Key())
+	if err != nil {
+		return res, fmt.Errorf("encode aggregate input: %w", err)
+	}
+	var baseID any
+	if res.BaseRunID != 0 {
+		baseID = res.BaseRunID
+	}
+	if _, err := s.tx.ExecContext(ctx, `UPDATE recon_runs SET mode = $2, base_run_id = $3, snapshot_at = $4, seen_since = $5,
+		considered_before = $6, fingerprint = $7, aggregate_input = $8 WHERE id = $1`,
+		run, res.Mode, baseID, snapshotAt, seenSince, res.ConsideredBefore, res.Fingerprint, input); err != nil {
+		return res, fmt.Errorf("record run %d aggregates: %w", run, translate(err))
+	}
+	return res, nil
 }
 
 // WriteGrants writes a plan's grants and the run's counts, and keeps only this run's aggregates
@@ -393,8 +540,13 @@ func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time,
 		runID, sum.UsageRows, sum.Anomalies, sum.Grants, sum.Amount, totals); err != nil {
 		return fmt.Errorf("record run %d counts: %w", runID, translate(err))
 	}
-	// Reports render from the latest run of a cutoff; older runs' aggregates of it go.
-	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates"} {
+	// Reports render from the latest run of a cutoff; older runs' aggregates of it go, and so
+	// do the seen rows of runs too old to be a base.
+	if _, err := s.tx.ExecContext(ctx, `DELETE FROM run_seen WHERE run_id IN
+		(SELECT id FROM recon_runs WHERE id < $1 AND started_at < now() - interval '31 days')`, runID); err != nil {
+		return fmt.Errorf("prune run_seen: %w", translate(err))
+	}
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen"} {
 		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
 			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2)`, asOf, runID); err != nil {
 			return fmt.Errorf("prune %s of older runs as_of=%s: %w", table, asOf.Format(time.RFC3339), translate(err))

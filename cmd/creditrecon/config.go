@@ -5,10 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/lib/pq"
 	"github.com/shopspring/decimal"
 
 	"github.com/runpod/creditrecon/jobs"
@@ -125,8 +128,26 @@ func (c *common) validate() (*time.Location, error) {
 	var errs []error
 	if c.databaseURL == "" {
 		errs = append(errs, errors.New("database-url: not set (set DATABASE_URL or --database-url)"))
-	} else if !strings.HasPrefix(c.databaseURL, "postgres://") && !strings.HasPrefix(c.databaseURL, "postgresql://") {
-		errs = append(errs, errors.New("database-url: must be a postgres:// or postgresql:// URL"))
+	} else if err := checkDatabaseURL(c.databaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("database-url: %w", err))
+	} else if u, err := url.Parse(c.databaseURL); err == nil && !u.Query().Has("sslmode") {
+		// TLS with the server's certificate and host name verified, unless the URL (or PGSSLMODE,
+		// which the driver reads) says otherwise: the driver's own default, require, encrypts but
+		// accepts any certificate. An explicit sslmode is respected, disable included (local
+		// clusters, Unix sockets, which never use TLS); an unknown one fails checkDatabaseURL.
+		if v, ok := lookupEnv("PGSSLMODE"); !ok || v == "" {
+			// Appended to the URL as given: u.String() would drop the "//" of a URL with no host,
+			// path or user ("postgres://?host=/run/pg"), which the driver then no longer reads as a URL.
+			base, fragment, hasFragment := strings.Cut(c.databaseURL, "#")
+			sep := "?"
+			if u.ForceQuery || u.RawQuery != "" {
+				sep = "&"
+			}
+			c.databaseURL = base + sep + "sslmode=verify-full"
+			if hasFragment {
+				c.databaseURL += "#" + fragment
+			}
+		}
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		errs = append(errs, fmt.Errorf("log-format: must be json or text, got %q", c.logFormat))
@@ -139,6 +160,31 @@ func (c *common) validate() (*time.Location, error) {
 		return nil, &usageError{errors.Join(errs...)}
 	}
 	return loc, nil
+}
+
+// checkDatabaseURL accepts what the driver can connect with, checked without connecting, so that
+// a malformed DATABASE_URL is a usage error (exit 2) rather than a failed connection (exit 1).
+// Its errors never quote the URL: it may hold a password.
+func checkDatabaseURL(v string) error {
+	if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+		return errors.New("must be a postgres:// or postgresql:// URL")
+	}
+	if strings.IndexFunc(v, unicode.IsSpace) >= 0 {
+		return errors.New("contains white space: percent-encode spaces (%20) in the user, password or database name, " +
+			"and remove any trailing newline")
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("not a valid URL: percent-encode reserved characters (@ : / ? # %) in the user, password or database name")
+	}
+	if _, err := pq.NewConfig(v); err != nil {
+		msg := err.Error()
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func (c *common) open(ctx context.Context) (*sqlstore.Store, error) {
@@ -194,6 +240,10 @@ func programFlags(s *settings, c *jobs.Config) {
 	s.Float(&c.MaxAnomalyShare, "max-anomaly-share", "CREDITRECON_MAX_ANOMALY_SHARE", "fail the run when anomalies exceed this share of usage rows")
 	s.Duration(&c.ClockSkew, "clock-skew", "CREDITRECON_CLOCK_SKEW", "usage dated further than this after the run's clock is an anomaly")
 	s.Decimal(&c.MaxEventAmount, "max-event-amount", "CREDITRECON_MAX_EVENT_AMOUNT", "a usage row above this |amount_usd| is an anomaly")
+	s.Duration(&c.IncrementalMaxAge, "incremental-max-age", "CREDITRECON_INCREMENTAL_MAX_AGE",
+		"extend the aggregates of a run at most this old instead of reading the whole history (0: always full)")
+	s.Duration(&c.LateMargin, "late-margin", "CREDITRECON_LATE_MARGIN",
+		"how long before a run's snapshot a row it could not see may have been stamped (ingested_at)")
 }
 
 // parseCutoff parses a DATE (YYYY-MM-DD, 00:00 in loc) or a TIME (RFC 3339, or

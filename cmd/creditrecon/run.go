@@ -19,6 +19,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	rs.register(s)
 	asOf := fs.String("as-of", "", "cutoff: DATE (YYYY-MM-DD, 00:00 in --timezone) or TIME (RFC 3339); default today 00:00")
 	dryRun := fs.Bool("dry-run", false, "print the grants the run would write, and write nothing")
+	full := fs.Bool("full", false, "read the whole usage history instead of extending the last run's aggregates")
 	rest, err := s.parse(args)
 	if err != nil {
 		return err
@@ -30,7 +31,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cutoff := jobs.Nightly(e.now(), rs.cfg.Location)
-	if *asOf != "" {
+	// An explicit --as-of "" (an unset variable in a script or manifest) is an error, not
+	// "today": shards or retries that each took today could straddle midnight.
+	if *asOf != "" || flagSet(fs, "as-of") {
 		if cutoff, err = parseCutoff(*asOf, rs.cfg.Location); err != nil {
 			return usageErrorf("as-of: %v", err)
 		}
@@ -44,7 +47,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeRunner()
-	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun})
+	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun, Full: *full})
 	if err != nil {
 		log.Error("run failed", "as_of", cutoff, "error", err.Error())
 		return fmt.Errorf("run as_of=%s: %w", cutoff.Format(time.RFC3339), err)
@@ -91,4 +94,12 @@ func printTotals(w io.Writer, s jobs.Summary) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "usage rows considered: %d, anomalies excluded: %d\n", s.UsageRows, s.Anomalies)
+	switch a := s.Aggregates; a.Mode {
+	case "incremental":
+		fmt.Fprintf(w, "incremental: extended run %d with %d usage rows\n", a.BaseRunID, a.DeltaRows)
+	case "full":
+		if a.FullBecause != "" {
+			fmt.Fprintf(w, "full: %s\n", a.FullBecause)
+		}
+	}
 }

@@ -1,9 +1,9 @@
 -- Per template as of cutoff $2 (SPEC 2.3): pod and serverless usage on the template from the
--- program's start $3, the creator's own usage excluded. $1 run.
+-- program's start $3, the creator's own usage excluded. $1 run; {{usage}} as in anomalies_prepare.
 INSERT INTO run_templates (run_id, template_id, creator_id, usage_rows, runtime_seconds, spend_usd)
 SELECT $1, t.id, t.creator_id, count(*), sum(e.runtime_seconds), sum(e.amount_usd)
   FROM templates t
-  JOIN usage_events e ON e.template_id = t.id
+  JOIN {{usage}} e ON e.template_id = t.id
  WHERE e.product IN ('pod', 'serverless') AND e.user_id <> t.creator_id
    AND e.occurred_at < $2 AND e.occurred_at >= $3
    AND NOT EXISTS (SELECT FROM run_anomalies a WHERE a.run_id = $1 AND a.usage_event_id = e.id)

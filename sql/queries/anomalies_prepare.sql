@@ -1,6 +1,7 @@
 -- Usage rows that cannot be attributed or are invalid (SPEC 3.4), with the first reason that
 -- applies. Every aggregate of the run excludes them, so they earn nothing anywhere.
 -- $1 run, $2 cutoff, $3 latest believable occurred_at (run start + clock skew), $4 largest |amount_usd|.
+-- {{usage}} is usage_events, or the rows an incremental run reads (run_delta).
 INSERT INTO run_anomalies (run_id, usage_event_id, reason, user_id, product, template_id, amount_usd, occurred_at)
 SELECT $1, e.id,
        CASE
@@ -12,7 +13,7 @@ SELECT $1, e.id,
          ELSE 'self_referral'
        END,
        e.user_id, e.product, e.template_id, e.amount_usd::text, e.occurred_at
-  FROM usage_events e
+  FROM {{usage}} e
   LEFT JOIN users u ON u.id = e.user_id
   LEFT JOIN templates t ON t.id = e.template_id
   LEFT JOIN referrals s ON s.referred_user_id = e.user_id AND s.referrer_id = s.referred_user_id

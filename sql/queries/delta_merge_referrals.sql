@@ -1,0 +1,6 @@
+-- Run $1's referral aggregates: base run $2's plus the delta's, aggregated under scratch run $3.
+INSERT INTO run_referrals (run_id, referred_user_id, referrer_id, usage_rows, spend_usd, serverless_rows, serverless_usd)
+SELECT $1, referred_user_id, referrer_id, sum(usage_rows), sum(spend_usd), sum(serverless_rows), sum(serverless_usd)
+  FROM run_referrals
+ WHERE run_id IN ($2, $3)
+ GROUP BY referred_user_id, referrer_id;

@@ -1,0 +1,25 @@
+-- verify (a): every idempotency key is unique and names its grant (program, account, role and
+-- granted_before_usd), and no two grants start from the same account state.
+WITH bad AS (
+  SELECT 'grants ' || string_agg(id::text, ',' ORDER BY id) || ' share key ' || idempotency_key AS example
+    FROM credit_grants
+   GROUP BY idempotency_key
+  HAVING count(*) > 1
+  UNION ALL
+  SELECT 'grants ' || string_agg(id::text, ',' ORDER BY id) || ' start from the same state of ' ||
+         program || ':' || account_id || CASE WHEN role <> '' THEN '/' || role ELSE '' END || ' (' ||
+         granted_before_usd::text || ' granted before)'
+    FROM credit_grants
+   GROUP BY program, account_id, role, granted_before_usd
+  HAVING count(*) > 1
+  UNION ALL
+  SELECT 'grant ' || id || ' has key ' || idempotency_key || ', which does not name its program, role and granted_before_usd'
+    FROM credit_grants
+   WHERE NOT (starts_with(idempotency_key, program || ':')
+              AND idempotency_key LIKE '%' || CASE WHEN role <> '' THEN '/' || role ELSE '' END || ':' || granted_before_usd::text)
+)
+SELECT 'keys' AS name, 'idempotency keys unique and well-formed' AS title,
+       (SELECT count(*) FROM credit_grants) AS checked,
+       count(*) AS failed,
+       coalesce((array_agg(example ORDER BY example))[1:5], '{}') AS examples
+  FROM bad;
