@@ -107,6 +107,10 @@ type Summary struct {
 	Grants    int64
 	Amount    decimal.Decimal
 	Programs  map[reconcile.Program]*ProgramSummary
+
+	// Phases of a run, for the summary log line and the benchmarks.
+	AggregateTime, EvaluateTime, WriteTime, ExportTime time.Duration
+	ReportRows                                         int64
 }
 
 func newSummary(asOf time.Time) Summary {
@@ -256,7 +260,9 @@ func (r *Runner) logSummary(res *Result, d time.Duration) {
 	s := res.Plan.Summary
 	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "mode", s.Aggregates.Mode, "base_run_id", s.Aggregates.BaseRunID,
 		"delta_rows", s.Aggregates.DeltaRows, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
-		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds()}
+		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds(),
+		"aggregate_ms", s.AggregateTime.Milliseconds(), "evaluate_ms", s.EvaluateTime.Milliseconds(),
+		"write_ms", s.WriteTime.Milliseconds(), "export_ms", s.ExportTime.Milliseconds(), "report_rows", s.ReportRows}
 	for _, p := range reconcile.Programs {
 		ps := s.Programs[p]
 		attrs = append(attrs, slog.Group(string(p), "grants", ps.Grants, "amount_usd", ps.Amount.StringFixed(2),
@@ -276,6 +282,8 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts Run
 		if res.Plan, err = r.plan(ctx, s, runID, asOf, run.StartedAt, base); err != nil {
 			return err
 		}
+		began := time.Now()
+		defer func() { res.Plan.Summary.WriteTime = time.Since(began) }()
 		return s.WriteGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary)
 	})
 	if err != nil {
@@ -285,9 +293,15 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts Run
 		"amount_usd", res.Plan.Summary.Amount.StringFixed(2))
 	if r.Sink != nil {
 		run.Anomalies = &res.Plan.Summary.Anomalies
-		if _, err := r.export(ctx, sess, run); err != nil {
+		began := time.Now()
+		man, err := r.export(ctx, sess, run)
+		if err != nil {
 			return res, fmt.Errorf("grants are committed, but the reports failed (run `creditrecon export --as-of %s` when the cause is fixed): %w",
 				asOf.Format(time.RFC3339), err)
+		}
+		res.Plan.Summary.ExportTime = time.Since(began)
+		for _, f := range man.Files {
+			res.Plan.Summary.ReportRows += f.Rows
 		}
 	}
 	return res, nil
@@ -322,10 +336,12 @@ func (r *Runner) base(ctx context.Context, opts RunOptions, now time.Time) (*Bas
 // when base is set, and decides every program's grants as of asOf.
 func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now time.Time, base *BaseRun) (Plan, error) {
 	plan := Plan{Summary: newSummary(asOf)}
+	began := time.Now()
 	agg, err := s.Aggregate(ctx, runID, r.aggregateInput(asOf, now), base)
 	if err != nil {
 		return plan, err
 	}
+	plan.Summary.AggregateTime = time.Since(began)
 	plan.Summary.Aggregates = agg
 	considered, anomalies := agg.Considered, agg.Anomalies
 	plan.Summary.UsageRows, plan.Summary.Anomalies = considered, anomalies
@@ -341,7 +357,9 @@ func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now ti
 			plan.Grants = append(plan.Grants, g)
 		}
 	}
+	began = time.Now()
 	err = r.Evaluate(ctx, s, Query{RunID: runID, AsOf: asOf}, false, decide)
+	plan.Summary.EvaluateTime = time.Since(began)
 	return plan, err
 }
 

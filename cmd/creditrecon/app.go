@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"migrate":  {"create or upgrade the job-owned tables (safe to run every time)", cmdMigrate},
 	"run":      {"reconcile as of a cutoff, write the grants owed, export the reports", cmdRun},
 	"accept":   {"record a referrer's acceptance into the Referral Program", cmdAccept},
+	"generate": {"fill a test database with a synthetic population (benchmarks, demos)", cmdGenerate},
 	"explain":  {"show why a user got, or did not get, credits", cmdExplain},
 	"runs":     {"list the run ledger, newest first", cmdRuns},
 	"backfill": {"one run per daily cutoff from --from to --to, skipping cutoffs already run", cmdBackfill},
@@ -33,6 +34,7 @@ var commands = map[string]command{
 	"export":   {"write the reports of a cutoff again from the database", cmdExport},
 	"reports":  {"list the report files of a cutoff with download links", cmdReports},
 	"serve":    {"run the nightly job on a cron schedule (deployments without Kubernetes)", cmdServe},
+	"verify":   {"audit the ledger, the grants owed and the report manifests (read only)", cmdVerify},
 }
 
 // env is what a command talks to; tests build one around buffers.
@@ -132,6 +134,13 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting, with a usage text that
