@@ -169,7 +169,11 @@ func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(report
 
 func (src *reportSource) Anomalies(ctx context.Context, fn func(reports.AnomalyRow) error) error {
 	return src.s.Anomalies(ctx, src.runID, func(a Anomaly) error {
+		var at time.Time
+		if a.OccurredAt != nil {
+			at = *a.OccurredAt
+		}
 		return fn(reports.AnomalyRow{UsageEventID: a.UsageEventID, Reason: a.Reason, UserID: a.UserID, Product: a.Product,
-			TemplateID: a.TemplateID, AmountUSD: a.AmountUSD, OccurredAt: a.OccurredAt})
+			TemplateID: a.TemplateID, AmountUSD: a.AmountUSD, OccurredAt: at})
 	})
 }

@@ -104,9 +104,9 @@ type Summary struct {
 	Aggregates Aggregates // how the usage was read
 	UsageRows  int64      // rows considered
 	Anomalies  int64
-	Grants    int64
-	Amount    decimal.Decimal
-	Programs  map[reconcile.Program]*ProgramSummary
+	Grants     int64
+	Amount     decimal.Decimal
+	Programs   map[reconcile.Program]*ProgramSummary
 
 	// Phases of a run, for the summary log line and the benchmarks.
 	AggregateTime, EvaluateTime, WriteTime, ExportTime time.Duration
@@ -155,7 +155,7 @@ type Runner struct {
 	Store    Store
 	Config   Config
 	Sink     reports.Sink // where reports go; nil: runs export no reports
-	Observer Observer // nil: nobody is told
+	Observer Observer     // nil: nobody is told
 	Log      *slog.Logger
 	Now      func() time.Time
 }

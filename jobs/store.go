@@ -150,13 +150,13 @@ type Query struct {
 
 // Anomaly is a usage row excluded from earnings, with the reason.
 type Anomaly struct {
-	UsageEventID int64     `db:"id"`
-	Reason       string    `db:"reason"`
-	UserID       string    `db:"user_id"`
-	Product      string    `db:"product"`
-	TemplateID   string    `db:"template_id"`
-	AmountUSD    string    `db:"amount_usd"`
-	OccurredAt   time.Time `db:"occurred_at"`
+	UsageEventID int64      `db:"id"`
+	Reason       string     `db:"reason"`
+	UserID       string     `db:"user_id"`
+	Product      string     `db:"product"`
+	TemplateID   string     `db:"template_id"`
+	AmountUSD    string     `db:"amount_usd"`
+	OccurredAt   *time.Time `db:"occurred_at"` // nil when the database holds infinity
 }
 
 // GrantFilter selects grants; zero fields select everything.

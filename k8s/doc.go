@@ -1,17 +1,19 @@
 // Package k8s holds the Kubernetes manifests of creditrecon and the test that keeps them
 // deployable. It has no Go code to import: the manifests are kustomize directories.
 //
-//   - base/: the ServiceAccount (IRSA), the ConfigMap and the nightly CronJob, with
-//     placeholders for the image, the IAM role and the reports bucket.
-//   - backfill/ and sharded/: Job templates for an operator's backfill over a date range and for
-//     one cutoff's run spread over the pods of an Indexed Job.
+//   - base/: the ServiceAccount (IRSA), the ConfigMap, the nightly CronJob (`creditrecon run`,
+//     incremental) and the weekly full CronJob (`creditrecon run --full` on Sundays, after the
+//     nightly run's window), with placeholders for the image, the IAM role and the reports
+//     bucket.
+//   - backfill/: the Job template for an operator's backfill over a date range.
 //   - overlays/staging and overlays/production: what is applied, with `kubectl apply -k`; each
-//     has an environment/ component (namespace, image) that its backfill/ and sharded/
-//     kustomizations share, so a backfill runs the nightly run's image in its namespace.
+//     has an environment/ component (namespace, image) that its backfill/ kustomization shares,
+//     so a backfill runs the nightly run's image in its namespace.
 //
 // The test renders every kustomization with `kubectl kustomize`, decodes each object strictly
 // into its k8s.io/api type, as the API server does, and checks what the API server and the
-// binary would reject or misread: the cron schedule and time zone, name lengths, the pod
-// failure policy and the exit codes it names, the security context, resources, and where
-// DATABASE_URL comes from. README.md says how to deploy and operate it.
+// binary would reject or misread: the cron schedule and time zone, that no two CronJobs can run
+// at once, name lengths, the pod failure policy and the exit codes it names, the security
+// context, resources, args (no --shard: sharding is not implemented), and where DATABASE_URL
+// comes from. README.md says how to deploy and operate it.
 package k8s

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -65,15 +66,32 @@ var kustomizations = []struct {
 	env  string
 	want []string // the objects rendered, "Kind/name", sorted
 }{
-	{"base", "", []string{"ConfigMap/creditrecon-config", "CronJob/creditrecon-nightly", "ServiceAccount/creditrecon"}},
+	{"base", "", scheduled},
 	{"backfill", "", []string{"Job/creditrecon-backfill"}},
-	{"sharded", "", []string{"Job/creditrecon-sharded"}},
-	{"overlays/staging", "staging", []string{"ConfigMap/creditrecon-config", "CronJob/creditrecon-nightly", "ServiceAccount/creditrecon"}},
+	{"overlays/staging", "staging", scheduled},
 	{"overlays/staging/backfill", "staging", []string{"Job/creditrecon-backfill"}},
-	{"overlays/staging/sharded", "staging", []string{"Job/creditrecon-sharded"}},
-	{"overlays/production", "production", []string{"ConfigMap/creditrecon-config", "CronJob/creditrecon-nightly", "ServiceAccount/creditrecon"}},
+	{"overlays/production", "production", scheduled},
 	{"overlays/production/backfill", "production", []string{"Job/creditrecon-backfill"}},
-	{"overlays/production/sharded", "production", []string{"Job/creditrecon-sharded"}},
+}
+
+// scheduled are the objects of base and of each environment's overlay.
+var scheduled = []string{
+	"ConfigMap/creditrecon-config",
+	"CronJob/" + nightlyCronJob,
+	"CronJob/" + weeklyFullCronJob,
+	"ServiceAccount/creditrecon",
+}
+
+// The CronJobs and the args each must run. The weekly full run is a copy of the nightly one but
+// for its schedule, args and labels (checker.cronJobsAgree).
+const (
+	nightlyCronJob    = "creditrecon-nightly"
+	weeklyFullCronJob = "creditrecon-weekly-full"
+)
+
+var cronJobArgs = map[string][]string{
+	nightlyCronJob:    {"run"},           // incremental: extends the previous run's aggregates
+	weeklyFullCronJob: {"run", "--full"}, // re-reads the whole history; must agree with the nightly runs
 }
 
 func TestManifests(t *testing.T) {
@@ -208,19 +226,25 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`DATABASE_URL must come from secretKeyRef creditrecon-db/database-url`,
 		`env PGURL holds a database URL in plain text`,
 		`nothing mounted at /tmp`,
-		`--shard outside an Indexed Job`,
+		`CronJob/creditrecon-nightly-with-a-name-that-is-much-too-long: container creditrecon: --shard=0/2: creditrecon has no --shard flag`,
+		`container migrate: --shard: creditrecon has no --shard flag`,
 		`serviceAccountName is "default", want "creditrecon"`,
-		// Indexed Job
-		`parallelism 2 differs from completions 3`,
-		`--shard="$(JOB_COMPLETION_INDEX)/4", want "$(JOB_COMPLETION_INDEX)/3"`,
-		`no --as-of`,
+		// the nightly and the weekly full run
+		`CronJob/creditrecon-nightly and CronJob/creditrecon-weekly-full: can run at once: on Sunday 2026-01-04 from 00:30 to 05:31 and from 03:00 to 08:00`,
+		`CronJob/creditrecon-weekly-full: args ["run"], want ["run" "--full"]`,
+		`CronJob/creditrecon-weekly-full: spec.failedJobsHistoryLimit is 1, CronJob/creditrecon-nightly's 5`,
+		`CronJob/creditrecon-weekly-full: spec.jobTemplate.spec.template.spec.initContainers[0].securityContext.readOnlyRootFilesystem is false, CronJob/creditrecon-nightly's true`,
+		// a run Job
+		`Job/creditrecon-run-broken: completionMode Indexed`,
+		`Job/creditrecon-run-broken: completions 3 and parallelism 2`,
 		`no activeDeadlineSeconds`,
 		`no podFailurePolicy`,
 		`/tmp is volume "tmp" with no sizeLimit`,
 		`resources: memory request 512Mi is above its limit 256Mi`,
+		`Job/creditrecon-run-broken: args refer to $(JOB_COMPLETION_INDEX), which is not defined`,
 		// backfill Job
 		`Job/creditrecon-backfill-broken: --from 2026-02-01 is after --to 2026-01-01`,
-		`args refer to $(SHARD_INDEX), which is not defined`,
+		`args refer to $(REDO), which is not defined`,
 		`--from: "YYYY-MM-DD" is a placeholder`,
 		`Job/creditrecon-backfill-broken-with-a-name-longer-than-sixty-three-characters-is-no-good: name is not a valid DNS-1123 label`,
 		// ServiceAccount and ConfigMap
@@ -396,9 +420,15 @@ func decode(doc []byte) (object, error) {
 // they deploy to, or empty for a template whose placeholders are expected.
 func check(env string, objs []object) []string {
 	c := &checker{env: env}
+	var cronJobs []object
 	for _, o := range objs {
 		c.object(o)
+		if o.kind == "CronJob" {
+			cronJobs = append(cronJobs, o)
+		}
 	}
+	c.cronJobsAgree(cronJobs)
+	c.cronJobsTakeTurns(cronJobs)
 	return c.problems
 }
 
@@ -478,6 +508,13 @@ func (c *checker) cronJob(where string, cj *batchv1.CronJob) {
 	if s.SuccessfulJobsHistoryLimit == nil || s.FailedJobsHistoryLimit == nil {
 		c.errorf(where, "no successfulJobsHistoryLimit or failedJobsHistoryLimit")
 	}
+	if want, ok := cronJobArgs[cj.Name]; ok {
+		pod := &s.JobTemplate.Spec.Template.Spec
+		if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 &&
+			!slices.Equal(pod.Containers[i].Args, want) {
+			c.errorf(where, "args %q, want %q", pod.Containers[i].Args, want)
+		}
+	}
 	// `run` without --as-of takes today's 00:00 as its cutoff, on the day each pod starts. All
 	// the pods of one night's Job (retries included) must start on the day it was scheduled.
 	if sched != nil && loc != nil && s.StartingDeadlineSeconds != nil && s.JobTemplate.Spec.ActiveDeadlineSeconds != nil {
@@ -505,6 +542,143 @@ func sameDay(t time.Time, y int, m time.Month, d int) bool {
 	return ty == y && tm == m && td == d
 }
 
+// cronJobsAgree checks that the weekly full run is the nightly run but for its schedule, the
+// main container's args and the labels: the same hardening, migrations, pod failure policy,
+// deadlines, history limits and resources, in base and after each overlay's patches.
+func (c *checker) cronJobsAgree(cronJobs []object) {
+	var nightly, weekly *batchv1.CronJob
+	for _, o := range cronJobs {
+		switch o.name {
+		case nightlyCronJob:
+			nightly = o.value.(*batchv1.CronJob)
+		case weeklyFullCronJob:
+			weekly = o.value.(*batchv1.CronJob)
+		}
+	}
+	if nightly == nil || weekly == nil {
+		return
+	}
+	// The weekly spec with what may differ taken from the nightly one.
+	w := weekly.Spec.DeepCopy()
+	w.Schedule = nightly.Spec.Schedule
+	w.JobTemplate.ObjectMeta = nightly.Spec.JobTemplate.ObjectMeta
+	w.JobTemplate.Spec.Template.ObjectMeta = nightly.Spec.JobTemplate.Spec.Template.ObjectMeta
+	nightlyPod, weeklyPod := &nightly.Spec.JobTemplate.Spec.Template.Spec, &w.JobTemplate.Spec.Template.Spec
+	i := slices.IndexFunc(nightlyPod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer })
+	j := slices.IndexFunc(weeklyPod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer })
+	if i >= 0 && j >= 0 {
+		weeklyPod.Containers[j].Args = nightlyPod.Containers[i].Args
+	}
+	got, err1 := toJSONValue(w)
+	want, err2 := toJSONValue(&nightly.Spec)
+	if err := errors.Join(err1, err2); err != nil {
+		c.errorf("CronJob/"+weeklyFullCronJob, "%v", err)
+		return
+	}
+	for _, d := range jsonDiff("spec", got, want) {
+		c.errorf("CronJob/"+weeklyFullCronJob, "%s, CronJob/%s's %s: the two must differ only in schedule, args and labels",
+			d.path+" is "+d.got, nightlyCronJob, d.want)
+	}
+}
+
+func toJSONValue(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	return out, json.Unmarshal(b, &out)
+}
+
+type difference struct{ path, got, want string }
+
+// jsonDiff returns where the decoded JSON values got and want differ.
+func jsonDiff(path string, got, want any) []difference {
+	gm, gok := got.(map[string]any)
+	wm, wok := want.(map[string]any)
+	if gok && wok {
+		keys := slices.Concat(slices.Collect(maps.Keys(gm)), slices.Collect(maps.Keys(wm)))
+		slices.Sort(keys)
+		var diffs []difference
+		for _, k := range slices.Compact(keys) {
+			diffs = append(diffs, jsonDiff(path+"."+k, gm[k], wm[k])...)
+		}
+		return diffs
+	}
+	gs, gok := got.([]any)
+	ws, wok := want.([]any)
+	if gok && wok && len(gs) == len(ws) {
+		var diffs []difference
+		for i := range gs {
+			diffs = append(diffs, jsonDiff(fmt.Sprintf("%s[%d]", path, i), gs[i], ws[i])...)
+		}
+		return diffs
+	}
+	if reflect.DeepEqual(got, want) {
+		return nil
+	}
+	show := func(v any) string {
+		if v == nil {
+			return "missing"
+		}
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return []difference{{path, show(got), show(want)}}
+}
+
+// cronJobsTakeTurns checks that no two CronJobs can run at once in a week, Sunday included. A
+// Job may start up to startingDeadlineSeconds after its scheduled time and its pods run until
+// activeDeadlineSeconds after that, then get terminationGracePeriodSeconds to exit. Every
+// creditrecon run takes the same advisory lock: of two runs at once, one exits 3.
+func (c *checker) cronJobsTakeTurns(cronJobs []object) {
+	type window struct {
+		cronJob    string
+		start, end time.Time
+	}
+	// The week of Sunday 2026-01-04, and the runs of the Saturday before that reach into it.
+	from := time.Date(2026, time.January, 3, 0, 0, 0, 0, time.UTC)
+	to := from.AddDate(0, 0, 8)
+	var windows []window
+	for _, o := range cronJobs {
+		s := o.value.(*batchv1.CronJob).Spec
+		sched, err := cron.ParseStandard(s.Schedule)
+		if err != nil || s.TimeZone == nil || s.StartingDeadlineSeconds == nil || s.JobTemplate.Spec.ActiveDeadlineSeconds == nil {
+			continue // reported by cronJob
+		}
+		loc, err := time.LoadLocation(*s.TimeZone)
+		if err != nil {
+			continue
+		}
+		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		if g := s.JobTemplate.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+			grace = *g
+		}
+		length := time.Duration(*s.StartingDeadlineSeconds+*s.JobTemplate.Spec.ActiveDeadlineSeconds+grace) * time.Second
+		for t, n := sched.Next(from.In(loc).Add(-time.Second)), 0; t.Before(to) && n < 2000; t, n = sched.Next(t), n+1 {
+			windows = append(windows, window{o.id(), t.UTC(), t.Add(length).UTC()})
+		}
+	}
+	slices.SortStableFunc(windows, func(a, b window) int { return a.start.Compare(b.start) })
+	latest := map[string]window{} // per CronJob, its window that ends last among those started so far
+	reported := map[[2]string]bool{}
+	for _, w := range windows {
+		for _, other := range slices.Sorted(maps.Keys(latest)) {
+			o := latest[other]
+			pair := [2]string{min(o.cronJob, w.cronJob), max(o.cronJob, w.cronJob)}
+			if other == w.cronJob || !o.end.After(w.start) || reported[pair] {
+				continue
+			}
+			reported[pair] = true
+			c.errorf(pair[0]+" and "+pair[1], "can run at once: on %s from %s to %s and from %s to %s; one of the two would find the advisory lock held and exit 3",
+				o.start.Format("Monday 2006-01-02"), o.start.Format("15:04"), o.end.Format("15:04"), w.start.Format("15:04"), w.end.Format("15:04"))
+		}
+		if l, ok := latest[w.cronJob]; !ok || w.end.After(l.end) {
+			latest[w.cronJob] = w
+		}
+	}
+}
+
 func (c *checker) jobSpec(where string, spec *batchv1.JobSpec) {
 	if spec.BackoffLimit == nil {
 		c.errorf(where, "no backoffLimit")
@@ -515,14 +689,30 @@ func (c *checker) jobSpec(where string, spec *batchv1.JobSpec) {
 	if spec.TTLSecondsAfterFinished == nil {
 		c.errorf(where, "no ttlSecondsAfterFinished: finished Jobs would pile up")
 	}
+	// creditrecon does not shard: one pod handles a night. More pods at once would each run the
+	// whole night, and all but one would find the advisory lock held and exit 3.
+	if spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion {
+		c.errorf(where, "completionMode Indexed: creditrecon does not shard a run over the pods of an Indexed Job")
+	}
+	if (spec.Completions != nil && *spec.Completions != 1) || (spec.Parallelism != nil && *spec.Parallelism != 1) {
+		c.errorf(where, "completions %s and parallelism %s: want one pod at a time (both unset or 1)",
+			optionalInt(spec.Completions), optionalInt(spec.Parallelism))
+	}
 	pod := &spec.Template.Spec
 	c.podFailurePolicy(where, spec)
 	c.pod(where, pod)
 	if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
-		c.command(where, spec, &pod.Containers[i])
+		c.command(where, &pod.Containers[i])
 	} else {
 		c.errorf(where, "no container named %q", mainContainer)
 	}
+}
+
+func optionalInt(p *int32) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
 }
 
 func (c *checker) podFailurePolicy(where string, spec *batchv1.JobSpec) {
@@ -547,12 +737,8 @@ func (c *checker) podFailurePolicy(where string, spec *batchv1.JobSpec) {
 		rw := fmt.Sprintf("%s: podFailurePolicy.rules[%d]", where, i)
 		switch r.Action {
 		case batchv1.PodFailurePolicyActionFailJob, batchv1.PodFailurePolicyActionIgnore, batchv1.PodFailurePolicyActionCount:
-		case batchv1.PodFailurePolicyActionFailIndex:
-			if spec.BackoffLimitPerIndex == nil {
-				c.errorf(rw, "action FailIndex needs backoffLimitPerIndex")
-			}
-		default:
-			c.errorf(rw, "unknown action %q", r.Action)
+		default: // FailIndex is for Indexed Jobs, which creditrecon does not use
+			c.errorf(rw, "action %q: want FailJob, Ignore or Count", r.Action)
 		}
 		if (r.OnExitCodes == nil) == (len(r.OnPodConditions) == 0) {
 			c.errorf(rw, "want exactly one of onExitCodes and onPodConditions")
@@ -641,6 +827,18 @@ func (c *checker) pod(where string, pod *corev1.PodSpec) {
 		c.resources(cw, ct.Resources)
 		c.envVars(cw, &ct)
 		c.tmp(cw, &ct, volumes)
+		c.noShard(cw, &ct)
+	}
+}
+
+// noShard rejects --shard in any form: sharding over an Indexed Job is not implemented, and
+// creditrecon rejects an unknown flag with exit code 2.
+func (c *checker) noShard(where string, ct *corev1.Container) {
+	for _, a := range slices.Concat(ct.Command, ct.Args) {
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if name != a && (name == "shard" || strings.HasPrefix(name, "shard=")) {
+			c.errorf(where, "%s: creditrecon has no --shard flag (sharding is not implemented) and would exit %d", a, exitUsage)
+		}
 	}
 }
 
@@ -765,7 +963,7 @@ func (c *checker) tmp(where string, ct *corev1.Container, volumes map[string]cor
 
 // command checks the main container's arguments: the subcommand, and the flags each kind of
 // workload needs.
-func (c *checker) command(where string, spec *batchv1.JobSpec, ct *corev1.Container) {
+func (c *checker) command(where string, ct *corev1.Container) {
 	if len(ct.Command) > 0 {
 		c.errorf(where, "command %q replaces the image's entrypoint /creditrecon; set args", ct.Command)
 	}
@@ -774,16 +972,11 @@ func (c *checker) command(where string, spec *batchv1.JobSpec, ct *corev1.Contai
 		c.errorf(where, "no args: want a creditrecon subcommand")
 		return
 	}
-	indexed := spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion
-
 	// Kubernetes expands $(VAR) in args from the container's environment and leaves an
 	// undefined reference as it is, which the binary would then reject or misread.
 	defined := map[string]bool{}
 	for _, e := range ct.Env {
 		defined[e.Name] = true
-	}
-	if indexed {
-		defined["JOB_COMPLETION_INDEX"] = true // set by the Job controller
 	}
 	for _, a := range args {
 		for _, m := range variableRef.FindAllStringSubmatch(a, -1) {
@@ -793,46 +986,17 @@ func (c *checker) command(where string, spec *batchv1.JobSpec, ct *corev1.Contai
 		}
 	}
 
-	_, hasShard := flagValue(args, "shard")
-	switch {
-	case args[0] == "run" && indexed:
-		c.sharded(where, spec, args)
-	case args[0] == "run" && hasShard:
-		c.errorf(where, "--shard outside an Indexed Job: the run would process one shard only")
-	case args[0] == "run":
-	case args[0] == "backfill" && !indexed:
+	switch args[0] {
+	case "run":
+	case "backfill":
 		from, okFrom := c.date(where, args, "from")
 		to, okTo := c.date(where, args, "to")
 		if okFrom && okTo && from.After(to) {
 			c.errorf(where, "--from %s is after --to %s", from.Format(time.DateOnly), to.Format(time.DateOnly))
 		}
 	default:
-		c.errorf(where, "args %q: want `run`, `run --shard` in an Indexed Job, or `backfill`", args)
+		c.errorf(where, "args %q: want `run` or `backfill`", args)
 	}
-}
-
-func (c *checker) sharded(where string, spec *batchv1.JobSpec, args []string) {
-	if spec.Completions == nil {
-		c.errorf(where, "Indexed Job without completions")
-		return
-	}
-	n := *spec.Completions
-	if spec.Parallelism == nil || *spec.Parallelism != n {
-		var p any = "unset"
-		if spec.Parallelism != nil {
-			p = *spec.Parallelism
-		}
-		c.errorf(where, "parallelism %v differs from completions %d: the shards would not all run at once", p, n)
-	}
-	want := fmt.Sprintf("$(JOB_COMPLETION_INDEX)/%d", n)
-	if shard, _ := flagValue(args, "shard"); shard != want {
-		c.errorf(where, "--shard=%q, want %q: pod i of the %d must process shard i of %d", shard, want, n, n)
-	}
-	if _, ok := flagValue(args, "as-of"); !ok {
-		c.errorf(where, "no --as-of: shards starting on either side of midnight would use different cutoffs")
-		return
-	}
-	c.date(where, args, "as-of")
 }
 
 // date returns the YYYY-MM-DD value of flag name in args. ok is false when it is missing,

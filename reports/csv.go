@@ -75,9 +75,9 @@ type AnomalyRow struct {
 	Reason       string
 	UserID       string
 	Product      string
-	TemplateID   string // empty when the usage row has none
-	AmountUSD    string // the database's text of the numeric, e.g. "NaN"
-	OccurredAt   time.Time
+	TemplateID   string    // empty when the usage row has none
+	AmountUSD    string    // the database's text of the numeric, e.g. "NaN"
+	OccurredAt   time.Time // zero when the database holds infinity
 }
 
 // Row is the set of report row types an Encoder accepts: GrantRow, ReferrerRow,
@@ -222,7 +222,14 @@ func text(s string) string {
 func integer(n int64) string { return strconv.FormatInt(n, 10) }
 
 // timestamp renders t in UTC as RFC 3339, with fractional seconds only when present.
-func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// timestamp formats t in RFC 3339, UTC; the zero time (a timestamp the database holds as
+// infinity, which no Go time can) is an empty cell.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
 
 // centsFormat renders whole-cents amounts with exactly two decimals and keeps the first
 // error. A fraction of a cent is an error rather than rounded away: the CSV sums must tie out

@@ -562,7 +562,10 @@ func (s *Snapshot) Anomalies(ctx context.Context, runID int64, fn func(jobs.Anom
 		if err := rows.StructScan(&a); err != nil {
 			return err
 		}
-		a.OccurredAt = a.OccurredAt.UTC()
+		if a.OccurredAt != nil {
+			utc := a.OccurredAt.UTC()
+			a.OccurredAt = &utc
+		}
 		return fn(a)
 	})
 }

@@ -5,6 +5,7 @@
 INSERT INTO run_anomalies (run_id, usage_event_id, reason, user_id, product, template_id, amount_usd, occurred_at)
 SELECT $1, e.id,
        CASE
+         WHEN NOT isfinite(e.occurred_at) THEN 'occurred_at_infinite'
          WHEN e.amount_usd = 'NaN' THEN 'amount_nan'
          WHEN abs(e.amount_usd) > $4 THEN 'amount_out_of_range'
          WHEN e.occurred_at > $3 THEN 'occurred_in_future'
@@ -18,6 +19,6 @@ SELECT $1, e.id,
   LEFT JOIN templates t ON t.id = e.template_id
   LEFT JOIN referrals s ON s.referred_user_id = e.user_id AND s.referrer_id = s.referred_user_id
  WHERE (e.occurred_at < $2 OR e.occurred_at > $3)
-   AND (e.amount_usd = 'NaN' OR abs(e.amount_usd) > $4 OR e.occurred_at > $3 OR u.id IS NULL
+   AND (NOT isfinite(e.occurred_at) OR e.amount_usd = 'NaN' OR abs(e.amount_usd) > $4 OR e.occurred_at > $3 OR u.id IS NULL
         OR (e.template_id IS NOT NULL AND t.id IS NULL)
         OR (s.referred_user_id IS NOT NULL AND e.occurred_at >= s.referred_at));

@@ -5,16 +5,19 @@
 --
 --   psql "$ADMIN_DATABASE_URL" -v ON_ERROR_STOP=1 -f sql/roles/roles.sql
 --
--- Run it connected to the billing database, as a superuser or as a role with CREATEROLE that owns
--- the source tables, with the job-owned tables' schema first in search_path (public by default).
+-- Run it connected to the billing database, with the job-owned tables' schema first in search_path
+-- (public by default), as a superuser or, where there is none (Amazon RDS), as a role with
+-- CREATEROLE that owns the source tables and is a member of creditrecon_owner once it exists.
 --
 -- Four group roles, none of which can log in:
 --
 --   creditrecon_owner     owns the job-owned tables; the login that runs `creditrecon migrate`
 --   creditrecon_job       the nightly `creditrecon run`: reads the source tables, appends grants,
 --                         writes its run ledger; can never change or remove a grant
---   creditrecon_operator  creditrecon_job plus recording acceptances (`creditrecon accept`)
---   creditrecon_finance   read-only: the job-owned and the source tables (`explain`, `verify`)
+--   creditrecon_operator  creditrecon_job plus recording acceptances (`creditrecon accept`); also
+--                         for backfill, export, explain and verify
+--   creditrecon_finance   read-only SQL on the job-owned and the source tables, and `creditrecon
+--                         runs`; not explain or verify, which write scratch aggregates they roll back
 --
 -- Login users are created by the DBA and put in one of them, e.g.:
 --
@@ -48,12 +51,13 @@ $roles$;
 -- An operator can do everything the nightly job does (backfills, re-runs), and accept referrers.
 GRANT creditrecon_job TO creditrecon_operator;
 
--- The database and schema: connect, create temporary tables (every run, dry run, explain and
--- verify builds its anomalies in a temporary table), and, for the owner only, create tables.
+-- The database and schema: connect, create temporary tables (a run folds new usage in through
+-- one), and, for the owner only, create tables.
 DO $schema$
 BEGIN
-  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO creditrecon_owner, creditrecon_job, creditrecon_finance',
+  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO creditrecon_owner, creditrecon_job',
                  current_database());
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO creditrecon_finance', current_database());
   EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO creditrecon_owner', current_schema());
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO creditrecon_job, creditrecon_finance', current_schema());
   -- Tables and sequences that creditrecon_owner creates later (new migrations) are readable by the
