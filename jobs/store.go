@@ -22,6 +22,7 @@ var (
 // Store is the database: the source tables, read only, and the job-owned tables.
 type Store interface {
 	Reader
+	Auditor
 	// Migrate creates or upgrades the job-owned tables.
 	Migrate(ctx context.Context) error
 	// Lock takes the advisory lock on a pinned connection, or returns ErrLocked.

@@ -17,7 +17,7 @@ import (
 	"github.com/runpod/creditrecon/reports"
 )
 
-// Auditor is what Verify needs from the database besides Store: the ledger's set-based checks
+// Auditor is the part of Store that Verify needs: the ledger's set-based checks
 // and the listings the Go checks start from. The PostgreSQL store implements it.
 type Auditor interface {
 	// AuditLedger runs the set-based ledger checks on one consistent snapshot, in report order.
@@ -143,14 +143,11 @@ const maxExamples = 5
 //
 // The ledger checks read one snapshot, but the lock table is live: a run that ends while Verify
 // reads can show as running without its lock, so verify again before acting on that check alone.
-// The store must implement Auditor. A failing check is not an error: see VerifyReport.Err.
+// A failing check is not an error: see VerifyReport.Err.
 // Errors are the database's or the sink's.
 func (r *Runner) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, error) {
 	var rep VerifyReport
-	a, ok := r.Store.(Auditor)
-	if !ok {
-		return rep, fmt.Errorf("verify: the store %T cannot audit the ledger", r.Store)
-	}
+	a := r.Store
 	checks, err := a.AuditLedger(ctx)
 	if err != nil {
 		return rep, err
