@@ -14,6 +14,7 @@
 // into its k8s.io/api type, as the API server does, and checks what the API server and the
 // binary would reject or misread: the cron schedule and time zone, that no two CronJobs can run
 // at once, name lengths, the pod failure policy and the exit codes it names, the security
-// context, resources, args (no --shard: sharding is not implemented), and where DATABASE_URL
-// comes from. README.md says how to deploy and operate it.
+// context, resources, args (no --shard: sharding is not implemented), and which Secret each
+// container's DATABASE_URL comes from (the owner's login for migrate, the job's for the run).
+// README.md says how to deploy and operate it.
 package k8s

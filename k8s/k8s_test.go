@@ -49,6 +49,7 @@ const (
 	serviceAccount    = "creditrecon"
 	configMapName     = "creditrecon-config"
 	dbSecretName      = "creditrecon-db"
+	ownerSecretName   = "creditrecon-db-owner" // migrate's; dbSecretName is the run's (databaseSecret)
 	dbSecretKey       = "database-url"
 	nonRootUID        = 65532 // the image's user (distroless nonroot)
 	roleARNAnnotation = "eks.amazonaws.com/role-arn"
@@ -224,6 +225,9 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`no cpu request`,
 		`no memory limit`,
 		`DATABASE_URL must come from secretKeyRef creditrecon-db/database-url`,
+		`container migrate: DATABASE_URL must come from secretKeyRef creditrecon-db-owner/database-url (not optional), is not set`,
+		`Job/creditrecon-secrets-swapped: container migrate: DATABASE_URL must come from secretKeyRef creditrecon-db-owner/database-url (not optional), is from creditrecon-db/database-url`,
+		`Job/creditrecon-secrets-swapped: container creditrecon: DATABASE_URL must come from secretKeyRef creditrecon-db/database-url (not optional), is from creditrecon-db-owner/database-url`,
 		`env PGURL holds a database URL in plain text`,
 		`nothing mounted at /tmp`,
 		`CronJob/creditrecon-nightly-with-a-name-that-is-much-too-long: container creditrecon: --shard=0/2: creditrecon has no --shard flag`,
@@ -257,6 +261,68 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems do not report %q; got:\n%s", want, all)
 		}
+	}
+}
+
+// TestDatabaseSecretPerContainer takes the nightly CronJob as base renders it and gives its two
+// containers the wrong database login in each way: every mix-up must be reported, for the
+// container that has it and for no other.
+func TestDatabaseSecretPerContainer(t *testing.T) {
+	var nightly object
+	for _, o := range renderObjects(t, "base") {
+		if o.id() == "CronJob/"+nightlyCronJob {
+			nightly = o
+		}
+	}
+	if nightly.value == nil {
+		t.Fatalf("base renders no CronJob/%s", nightlyCronJob)
+	}
+	tests := []struct {
+		name                 string
+		migrate, run         string // the Secret each container's DATABASE_URL comes from
+		wantMigrate, wantRun bool   // whether a problem is reported for it
+	}{
+		{"as shipped", ownerSecretName, dbSecretName, false, false},
+		{"swapped", dbSecretName, ownerSecretName, true, true},
+		{"both the job's", dbSecretName, dbSecretName, true, false},
+		{"both the owner's", ownerSecretName, ownerSecretName, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cj := nightly.value.(*batchv1.CronJob).DeepCopy()
+			pod := &cj.Spec.JobTemplate.Spec.Template.Spec
+			setSecret := func(ct *corev1.Container, secret string) {
+				i := slices.IndexFunc(ct.Env, func(e corev1.EnvVar) bool { return e.Name == "DATABASE_URL" })
+				if i < 0 || ct.Env[i].ValueFrom == nil || ct.Env[i].ValueFrom.SecretKeyRef == nil {
+					t.Fatalf("container %s: no DATABASE_URL from a Secret", ct.Name)
+				}
+				ct.Env[i].ValueFrom.SecretKeyRef.Name = secret
+			}
+			i := slices.IndexFunc(pod.InitContainers, func(ct corev1.Container) bool { return ct.Name == migrateContainer })
+			j := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer })
+			if i < 0 || j < 0 {
+				t.Fatalf("no init container %q or no container %q", migrateContainer, mainContainer)
+			}
+			setSecret(&pod.InitContainers[i], tt.migrate)
+			setSecret(&pod.Containers[j], tt.run)
+			o := nightly
+			o.value = cj
+			var gotMigrate, gotRun bool
+			for _, p := range check("", []object{o}) {
+				switch {
+				case strings.Contains(p, "container "+migrateContainer+": DATABASE_URL"):
+					gotMigrate = true
+				case strings.Contains(p, "container "+mainContainer+": DATABASE_URL"):
+					gotRun = true
+				default:
+					t.Errorf("unexpected problem: %s", p)
+				}
+			}
+			if gotMigrate != tt.wantMigrate || gotRun != tt.wantRun {
+				t.Errorf("migrate from %s, run from %s: reported for migrate %v, for the run %v; want %v, %v",
+					tt.migrate, tt.run, gotMigrate, gotRun, tt.wantMigrate, tt.wantRun)
+			}
+		})
 	}
 }
 
@@ -825,7 +891,7 @@ func (c *checker) pod(where string, pod *corev1.PodSpec) {
 		c.image(cw, ct.Image)
 		c.securityContext(cw, pod.SecurityContext, ct.SecurityContext)
 		c.resources(cw, ct.Resources)
-		c.envVars(cw, &ct)
+		c.envVars(cw, &ct, databaseSecret(ct.Name))
 		c.tmp(cw, &ct, volumes)
 		c.noShard(cw, &ct)
 	}
@@ -916,20 +982,42 @@ func (c *checker) resources(where string, r corev1.ResourceRequirements) {
 	}
 }
 
-func (c *checker) envVars(where string, ct *corev1.Container) {
+// databaseSecret returns the Secret the DATABASE_URL of container comes from, under the key
+// dbSecretKey (sql/roles/roles.sql has the roles). `migrate` creates and alters the job-owned
+// tables, which only a login in creditrecon_owner may. Every other container runs as a login in
+// creditrecon_job, which may not, and must not hold the owner's credentials: the owner could drop
+// the triggers that keep grants append-only.
+func databaseSecret(container string) string {
+	if container == migrateContainer {
+		return ownerSecretName
+	}
+	return dbSecretName
+}
+
+func (c *checker) envVars(where string, ct *corev1.Container, secret string) {
 	var db *corev1.EnvVar
 	for i, e := range ct.Env {
 		if e.Name == "DATABASE_URL" {
 			db = &ct.Env[i]
 		}
 		if looksLikeDatabaseURL(e.Value) {
-			c.errorf(where, "env %s holds a database URL in plain text; credentials belong in Secret %s", e.Name, dbSecretName)
+			c.errorf(where, "env %s holds a database URL in plain text; credentials belong in Secret %s", e.Name, secret)
 		}
 	}
-	if db == nil || db.Value != "" || db.ValueFrom == nil || db.ValueFrom.SecretKeyRef == nil ||
-		db.ValueFrom.SecretKeyRef.Name != dbSecretName || db.ValueFrom.SecretKeyRef.Key != dbSecretKey ||
-		(db.ValueFrom.SecretKeyRef.Optional != nil && *db.ValueFrom.SecretKeyRef.Optional) {
-		c.errorf(where, "DATABASE_URL must come from secretKeyRef %s/%s (not optional)", dbSecretName, dbSecretKey)
+	var ref *corev1.SecretKeySelector
+	if db != nil && db.ValueFrom != nil {
+		ref = db.ValueFrom.SecretKeyRef
+	}
+	if db == nil || db.Value != "" || ref == nil || ref.Name != secret || ref.Key != dbSecretKey ||
+		(ref.Optional != nil && *ref.Optional) {
+		got := "not from a Secret"
+		switch {
+		case db == nil:
+			got = "not set"
+		case ref != nil:
+			got = "from " + ref.Name + "/" + ref.Key
+		}
+		c.errorf(where, "DATABASE_URL must come from secretKeyRef %s/%s (not optional), is %s", secret, dbSecretKey, got)
 	}
 	if !slices.ContainsFunc(ct.EnvFrom, func(e corev1.EnvFromSource) bool {
 		return e.ConfigMapRef != nil && e.ConfigMapRef.Name == configMapName

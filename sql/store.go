@@ -408,7 +408,7 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 		return res, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
 	}
 	res.ConsideredBefore, res.Considered = counts.Before, counts.Before+counts.Future
-	return s.finishAggregate(ctx, run, runID, in, res, info.SnapshotAt, info.SeenSince)
+	return s.finishAggregate(ctx, run, runID, "usage_events", in, res, info.SnapshotAt, info.SeenSince)
 }
 
 // aggregate finds the anomalies of source's rows and aggregates the others, under run.
@@ -453,7 +453,7 @@ func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string,
 func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.AggregateInput, base *jobs.BaseRun,
 	res jobs.Aggregates, snapshotAt, seenSince time.Time) (jobs.Aggregates, error) {
 	res.Mode, res.BaseRunID = "incremental", base.ID
-	if _, err := s.tx.ExecContext(ctx, query("delta_prepare"), in.AsOf, base.AsOf, base.ID, base.SeenSince, in.Latest); err != nil {
+	if _, err := s.tx.ExecContext(ctx, query("delta_prepare"), in.AsOf, base.AsOf, base.ID, base.SeenSince, in.Latest, seenSince); err != nil {
 		return res, fmt.Errorf("read usage since base run %d: %w", base.ID, translate(err))
 	}
 	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta"); err != nil {
@@ -461,7 +461,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 	}
 	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
 	delta := s.scratch - 1<<32
-	if err := s.aggregate(ctx, delta, "run_delta", in); err != nil {
+	if err := s.aggregate(ctx, delta, "(SELECT * FROM run_delta WHERE counted)", in); err != nil {
 		return res, err
 	}
 	for _, name := range []string{"delta_merge_referrals", "delta_merge_templates"} {
@@ -482,18 +482,19 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 		Future int64 `db:"future"`
 	}
 	if err := s.tx.GetContext(ctx, &counts, `SELECT count(*) FILTER (WHERE occurred_at < $1) AS before,
-		count(*) FILTER (WHERE occurred_at > $2) AS future FROM run_delta`, in.AsOf, in.Latest); err != nil {
+		count(*) FILTER (WHERE occurred_at > $2) AS future FROM run_delta WHERE counted`, in.AsOf, in.Latest); err != nil {
 		return res, fmt.Errorf("count delta: %w", translate(err))
 	}
 	res.DeltaRows = counts.Before
 	res.ConsideredBefore = base.ConsideredBefore + counts.Before
 	res.Considered = res.ConsideredBefore + counts.Future
-	return s.finishAggregate(ctx, run, run, in, res, snapshotAt, seenSince)
+	return s.finishAggregate(ctx, run, run, "run_delta", in, res, snapshotAt, seenSince)
 }
 
 // finishAggregate records what the next run needs to extend this one: the rows ingested since
-// seenSince that this run saw, and, for a real run, its mode, base and fingerprint.
-func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, in jobs.AggregateInput, res jobs.Aggregates,
+// seenSince that this run saw (found in source, the table it scanned), and, for a real run, its
+// mode, base and fingerprint.
+func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, source string, in jobs.AggregateInput, res jobs.Aggregates,
 	snapshotAt, seenSince time.Time) (jobs.Aggregates, error) {
 	if err := s.tx.GetContext(ctx, &res.Anomalies, "SELECT count(*) FROM run_anomalies WHERE run_id = $1", run); err != nil {
 		return res, fmt.Errorf("count anomalies: %w", translate(err))
@@ -501,7 +502,7 @@ func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, in job
 	if runID == 0 || run < 0 {
 		return res, nil
 	}
-	if _, err := s.tx.ExecContext(ctx, query("seen_insert"), run, seenSince, in.AsOf); err != nil {
+	if _, err := s.tx.ExecContext(ctx, usageQuery("seen_insert", source), run, seenSince, in.AsOf); err != nil {
 		return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), translate(err))
 	}
 	input, err := json.Marshal(in.Key())
