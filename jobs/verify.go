@@ -182,7 +182,8 @@ type owedGroup struct {
 }
 
 // verifyOwed re-evaluates, for each distinct (cutoff, parameters) of the accounts' latest grants,
-// every program on a fresh snapshot, and compares each account's total granted with its target.
+// every program from the aggregates the latest run of that cutoff recorded (or, when none did,
+// from a fresh aggregation), and compares each account's total granted with its target.
 func (r *Runner) verifyOwed(ctx context.Context, a Auditor, asOf time.Time) (Check, error) {
 	c := Check{Name: "owed", Title: "grants never exceed the target at their latest cutoff"}
 	groups := map[string]*owedGroup{}
@@ -226,11 +227,18 @@ func (r *Runner) verifyGroup(ctx context.Context, g *owedGroup, c *Check) error 
 	evaluator := *r
 	evaluator.Config.Params = g.params
 	seen := map[string]bool{}
-	err := r.Store.Snapshot(ctx, func(s Snapshot) error {
-		if _, err := s.Aggregate(ctx, 0, evaluator.aggregateInput(g.asOf, r.Now()), nil); err != nil {
+	latest, err := r.Store.LatestRun(ctx, g.asOf)
+	if err != nil {
+		return fmt.Errorf("verify owed as_of=%s: %w", g.asOf.Format(time.RFC3339), err)
+	}
+	err = r.Store.Snapshot(ctx, func(s Snapshot) error {
+		q := Query{AsOf: g.asOf}
+		if latest != nil {
+			q.RunID = latest.ID
+		} else if _, err := s.Aggregate(ctx, 0, evaluator.aggregateInput(g.asOf, r.Now()), nil); err != nil {
 			return err
 		}
-		return evaluator.Evaluate(ctx, s, Query{AsOf: g.asOf}, false, func(d reconcile.Decision, _ int64) {
+		return evaluator.Evaluate(ctx, s, q, false, func(d reconcile.Decision, _ int64) {
 			k := accountKey(d.Program, d.AccountID, d.Role)
 			acct, ok := g.accounts[k]
 			if !ok {
