@@ -432,6 +432,16 @@ func (s *Snapshot) aggregate(ctx context.Context, run int64, source string, in j
 
 // baseInvalid says why base's aggregates cannot be extended, or "" when they can.
 func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string, error) {
+	// The base was chosen outside this snapshot (a dry run holds no lock): its aggregates are
+	// here as long as it is still the latest committed run of its cutoff.
+	var latest bool
+	if err := s.tx.GetContext(ctx, &latest, `SELECT $1 = (SELECT max(id) FROM recon_runs
+		WHERE as_of = $2 AND grants_committed_at IS NOT NULL)`, base.ID, base.AsOf); err != nil {
+		return "", fmt.Errorf("check base run %d: %w", base.ID, translate(err))
+	}
+	if !latest {
+		return fmt.Sprintf("base run %d was superseded by a newer run of its cutoff", base.ID), nil
+	}
 	var fp string
 	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), base.AsOf); err != nil {
 		return "", fmt.Errorf("fingerprint of base run %d: %w", base.ID, translate(err))
