@@ -60,7 +60,7 @@ func (w *world) concurrentLock(t *testing.T, tl *tally) {
 		if !strings.Contains(again.stdout.String(), ": 0 grants, 0.00 USD") {
 			tr.t.Errorf("the run after the concurrent runners wrote grants: %s", again)
 		}
-		tr.final()
+		tr.final(env)
 	})
 }
 
@@ -78,8 +78,8 @@ func (w *world) concurrentLockLost(t *testing.T, tl *tally) {
 		var (
 			succeeded atomic.Bool
 			done      atomic.Int32
-			mu        sync.Mutex
-			codes     []int
+			retries   atomic.Int32
+			codes     = make([]int, n) // each runner's last exit
 			wg        sync.WaitGroup
 		)
 		deadline := time.Now().Add(2 * time.Minute)
@@ -89,28 +89,31 @@ func (w *world) concurrentLockLost(t *testing.T, tl *tally) {
 				defer done.Add(1)
 				for {
 					p := start(tr.t, env, "run", "--as-of", cutoff)
-					code := p.wait(tr.t)
-					mu.Lock()
-					codes = append(codes, code)
-					mu.Unlock()
-					if code == exitcode.OK {
+					codes[i] = p.wait(tr.t)
+					if codes[i] == exitcode.OK {
 						succeeded.Store(true)
 					}
-					if code != exitcode.Locked || succeeded.Load() || time.Now().After(deadline) {
+					if codes[i] != exitcode.Locked || succeeded.Load() || time.Now().After(deadline) {
 						return
 					}
+					retries.Add(1)
 					time.Sleep(time.Duration(50+jitter.IntN(100)) * time.Millisecond)
 				}
 			})
 		}
 		var terminated []string
+		stop := func() bool { return done.Load() == int32(n) }
 		for range terminations {
-			delay := tr.uniform(tr.ref.duration)
-			pid, ok := waitForLockHolder(tr.t, admin, dbName, func() bool { return done.Load() == int32(n) })
+			delay := tr.uniform(tr.clean())
+			if _, ok := waitForLockHolder(tr.t, admin, dbName, stop); !ok {
+				break
+			}
+			// A random instant after a runner took the lock: terminate whoever holds it then.
+			time.Sleep(delay)
+			pid, ok := waitForLockHolder(tr.t, admin, dbName, stop)
 			if !ok {
 				break
 			}
-			time.Sleep(delay)
 			var killed bool
 			if err := admin.Get(&killed, "SELECT pg_terminate_backend($1)", pid); err != nil {
 				tr.t.Errorf("terminate the lock holder: %v", err)
@@ -125,14 +128,15 @@ func (w *world) concurrentLockLost(t *testing.T, tl *tally) {
 		for _, code := range codes {
 			tr.tl.exit(code)
 			if code != exitcode.OK && code != exitcode.Locked && code != exitcode.Failed {
-				tr.t.Errorf("runner: exit %d, want 0, 1 (lock connection terminated) or 3", code)
+				tr.t.Errorf("runner: last exit %d, want 0, 1 (its lock connection terminated) or 3", code)
 			}
 		}
 		tr.tl.note(fmt.Sprintf("%d lock holder(s) terminated", len(terminated)))
+		tr.tl.add(func() { tr.tl.notes["runs locked out and retried"] += int(retries.Load()) })
 		tr.settled()
 		tr.converge(env, "run", "--as-of", cutoff)
-		tr.final()
-		tr.t.Logf("%d runners, exits %v, terminated %v", n, codes, terminated)
+		tr.final(env)
+		tr.t.Logf("%d runners, last exits %v after %d lock-outs, terminated %v", n, codes, retries.Load(), terminated)
 	})
 }
 
@@ -267,8 +271,9 @@ func (w *world) concurrentNoLock(t *testing.T, tl *tally) {
 		tr.tl.note(fmt.Sprintf("lock bypassed by %d writers at once", n2))
 		tr.t.Logf("phase 1 (%d stale plans, lock taken in turn): %v; phase 2 (%d writers, no lock): %v", n1, results, n2, results2)
 		tr.settled()
-		tr.converge(tr.env(""), "run", "--as-of", cutoff)
-		tr.final()
+		env := tr.env("")
+		tr.converge(env, "run", "--as-of", cutoff)
+		tr.final(env)
 	})
 }
 

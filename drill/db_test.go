@@ -82,7 +82,7 @@ func (w *world) dbKillRead(t *testing.T, tl *tally) {
 	trials(t, tl, otherTrials(), w.tpl, w.ref, func(tr *trial) {
 		admin := openDB(tr.t, tr.tpl.admin)
 		env := tr.env("")
-		delay := tr.uniform(tr.ref.duration * 3 / 4)
+		delay := tr.uniform(tr.clean() * 3 / 4)
 		p := start(tr.t, env, "run", "--as-of", cutoff)
 		time.Sleep(delay)
 		what, hit := tr.terminateWhen(admin, p, `state = 'active' AND query ILIKE '%usage_events%'`)
@@ -95,7 +95,7 @@ func (w *world) dbKillRead(t *testing.T, tl *tally) {
 		}
 		tr.settled()
 		tr.converge(env, "run", "--as-of", cutoff)
-		tr.final()
+		tr.final(env)
 		tr.t.Logf("after %s: killed %t during %q", delay.Round(time.Millisecond), hit, what)
 	})
 }
@@ -142,7 +142,7 @@ func (w *world) dbKillWrite(t *testing.T, tl *tally) {
 		}
 		tr.settled()
 		tr.converge(env, "run", "--as-of", cutoff)
-		tr.final()
+		tr.final(env)
 		tr.t.Logf("stall %t: killed %t during %q", stall, hit, what)
 	})
 }
@@ -170,7 +170,7 @@ func (w *world) dbRestart(t *testing.T, tl *tally) {
 	}
 	trials(t, tl, otherTrials(), w.tpl, w.ref, func(tr *trial) {
 		env := tr.env("")
-		delay := tr.uniform(tr.ref.duration)
+		delay := tr.uniform(tr.clean())
 		p := start(tr.t, env, "run", "--as-of", cutoff)
 		time.Sleep(delay)
 		hit := !p.exited()
@@ -183,7 +183,7 @@ func (w *world) dbRestart(t *testing.T, tl *tally) {
 		tr.tl.note(map[bool]string{true: "restarted during the run", false: "restarted after the run"}[hit])
 		tr.settled()
 		tr.converge(env, "run", "--as-of", cutoff)
-		tr.final()
+		tr.final(env)
 		tr.t.Logf("restart after %s (took %s): run exit %d", delay.Round(time.Millisecond), time.Since(began).Round(time.Millisecond), p.code)
 	})
 }
@@ -193,7 +193,7 @@ func (w *world) dbRestart(t *testing.T, tl *tally) {
 // cancelled, and the next run, without the timeout, converges.
 func (w *world) dbStatementTimeout(t *testing.T, tl *tally) {
 	trials(t, tl, otherTrials(), w.tpl, w.ref, func(tr *trial) {
-		hi := math.Log(float64(tr.ref.duration.Milliseconds()))
+		hi := math.Log(float64(tr.clean().Milliseconds()))
 		ms := int(math.Exp(math.Log(5) + tr.rng.Float64()*(hi-math.Log(5))))
 		u, err := url.Parse(tr.dsn)
 		if err != nil {
@@ -215,8 +215,9 @@ func (w *world) dbStatementTimeout(t *testing.T, tl *tally) {
 		}
 		tr.dbFaultExit(p, fired)
 		tr.settled()
-		tr.converge(tr.env(""), "run", "--as-of", cutoff)
-		tr.final()
+		env = tr.env("")
+		tr.converge(env, "run", "--as-of", cutoff)
+		tr.final(env)
 		tr.t.Logf("statement_timeout %dms: exit %d, cancelled %t", ms, p.code, fired)
 	})
 }

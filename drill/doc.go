@@ -19,7 +19,9 @@
 // granted_before_usd is the sum of its account's earlier grants; every grant belongs to an existing
 // run, of the same cutoff, that recorded committing its grants; every run has exactly the grants
 // its ledger row counts or none (no partial grant set); no grant is zero, negative or has
-// sub-cents; at the end no run is left running. It then compares the ledger with the clean
+// sub-cents; at the end no run is left running. At the end it also runs `creditrecon verify`, the
+// operators' audit, which must pass (it re-evaluates what is owed and ties the manifests in the
+// trial's reports location out to the ledger). It then compares the ledger with the clean
 // reference per (program, account_id, role): an account above it is a double grant, one below a
 // lost grant, and any difference in the set of grants a divergence.
 //
@@ -70,11 +72,12 @@
 // TestDrill prints a table: per scenario the trials, the faults injected (signals that ended a
 // process, backends terminated, restarts, statements cancelled, S3 requests failed, concurrent
 // writers beyond the first), the exit codes of the processes under fault ("killed" for a signal;
-// api-/sql- outcomes for the in-process writers), double grants, lost grants, divergences,
+// each runner's last exit in concurrent-lock-lost, whose lock-outs are counted in the outcomes;
+// ok/conflict/deadlock of the in-process writers), double grants, lost grants, divergences,
 // invariant violations and report mismatches; then what happened in the trials (where kills
 // landed, which statements were cut off). Any nonzero double, lost, divergence, violation or
 // mismatch fails the test.
 //
 //	go test -count=1 -timeout 15m -v ./drill              # short form, about 3 minutes
-//	scripts/drill                                          # long form
+//	scripts/drill                                          # long form, about 11 minutes
 package drill

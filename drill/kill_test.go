@@ -27,7 +27,7 @@ func (w *world) sigkillBackfill(t *testing.T, tl *tally) {
 
 func (tr *trial) sigkill(args ...string) {
 	env := tr.env("")
-	delay := tr.uniform(tr.ref.duration)
+	delay := tr.uniform(tr.clean())
 	p := start(tr.t, env, args...)
 	time.Sleep(delay)
 	p.kill()
@@ -47,7 +47,7 @@ func (tr *trial) sigkill(args ...string) {
 	if locked > 0 {
 		tr.tl.note("re-run locked out by the killed runner's session")
 	}
-	tr.final()
+	tr.final(env)
 	tr.t.Logf("kill after %s: %s; the re-run was locked out %d times, then: %s", delay.Round(time.Millisecond), phase, locked,
 		firstLine(again.stdout.String()))
 }

@@ -226,6 +226,7 @@ func (w *world) s3Scenario(t *testing.T, tl *tally, tpl *template, ref *referenc
 			tr.t.Errorf("the failed run left a manifest that vouches for an incomplete report set")
 		}
 		tr.settled()
+		tr.complete()
 
 		// The fault has cleared: export the cutoff again, and the same database to a folder.
 		if e := run(tr.t, env, "export", "--as-of", cutoff); e.code != exitcode.OK {
@@ -244,7 +245,7 @@ func (w *world) s3Scenario(t *testing.T, tl *tally, tpl *template, ref *referenc
 		if !strings.Contains(again.stdout.String(), ": 0 grants, 0.00 USD") {
 			tr.t.Errorf("the run after the S3 fault wrote grants (some were lost before): %s", again)
 		}
-		tr.final()
+		tr.final(env)
 		tr.t.Logf("%s: %d requests failed, run exit %d after %s; %d report objects compared", what, injected, p.code,
 			p.elapsed.Round(time.Millisecond), len(inS3))
 	})
