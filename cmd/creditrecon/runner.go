@@ -23,9 +23,10 @@ type runnerSettings struct {
 
 // reportSettings say where reports go.
 type reportSettings struct {
-	url       string
-	pathStyle bool
-	kmsKeyID  string
+	url         string
+	pathStyle   bool
+	kmsKeyID    string
+	maxAttempts int64
 }
 
 func (r *reportSettings) register(s *settings) {
@@ -33,11 +34,17 @@ func (r *reportSettings) register(s *settings) {
 	s.String(&r.url, "reports-url", "REPORTS_URL", "where reports go: s3://bucket/prefix or file:///path")
 	s.Bool(&r.pathStyle, "s3-force-path-style", "S3_FORCE_PATH_STYLE", "path-style S3 addressing (MinIO and other S3-compatible servers)")
 	s.String(&r.kmsKeyID, "s3-sse-kms-key-id", "S3_SSE_KMS_KEY_ID", "encrypt report objects with this KMS key (SSE-KMS)")
+	r.maxAttempts = 10
+	s.Int64(&r.maxAttempts, "s3-max-attempts", "AWS_MAX_ATTEMPTS", "attempts of each S3 request, with backoff")
 }
 
 // open returns the sink; a bad URL or S3 configuration is a usage error naming REPORTS_URL.
 func (r *reportSettings) open(ctx context.Context) (reports.Sink, error) {
-	sink, err := reports.OpenSink(ctx, r.url, reports.SinkOptions{ForcePathStyle: r.pathStyle, SSEKMSKeyID: r.kmsKeyID})
+	if r.maxAttempts < 1 || r.maxAttempts > 100 {
+		return nil, usageErrorf("s3-max-attempts: must be between 1 and 100, got %d", r.maxAttempts)
+	}
+	sink, err := reports.OpenSink(ctx, r.url, reports.SinkOptions{ForcePathStyle: r.pathStyle, SSEKMSKeyID: r.kmsKeyID,
+		MaxAttempts: int(r.maxAttempts)})
 	if err != nil {
 		return nil, &usageError{err}
 	}

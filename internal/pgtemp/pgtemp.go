@@ -114,7 +114,7 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	if err := c.cmd(ctx, "pg_ctl", "-D", c.dataDir(), "-m", "immediate", "-w", "stop").Run(); err != nil {
 		return fmt.Errorf("pg_ctl stop: %w", err)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.port, c.dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB", c.port, c.dir)
 	if err := c.cmd(ctx, "pg_ctl", "-D", c.dataDir(), "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "-o", opts, "start").Run(); err != nil {
 		return fmt.Errorf("pg_ctl start: %w", err)
 	}
