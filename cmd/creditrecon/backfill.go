@@ -24,12 +24,9 @@ func cmdBackfill(ctx context.Context, e *env, args []string) error {
 	to := fs.String("to", "", "last cutoff DATE (YYYY-MM-DD), included, required")
 	dryRun := fs.Bool("dry-run", false, "plan each cutoff and write nothing (each plan sees only grants already written)")
 	redo := fs.Bool("redo", false, "also run cutoffs that already have a successful run (re-runs write only what is newly owed)")
-	rest, err := s.parse(args)
+	err := s.parseNone("backfill", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("backfill: unexpected argument %q", rest[0])
 	}
 	if err := rs.validate(); err != nil {
 		return err

@@ -109,6 +109,18 @@ func (s *settings) parse(args []string) ([]string, error) {
 	return rest, nil
 }
 
+// parseNone parses args for command name, which takes no positional argument.
+func (s *settings) parseNone(name string, args []string) error {
+	rest, err := s.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("%s: unexpected argument %q", name, rest[0])
+	}
+	return nil
+}
+
 // common are the settings every database command shares.
 type common struct {
 	databaseURL string

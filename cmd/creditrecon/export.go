@@ -16,12 +16,9 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	var rs runnerSettings
 	rs.register(s)
 	asOf := fs.String("as-of", "", "the cutoff whose reports to write again (required)")
-	rest, err := s.parse(args)
+	err := s.parseNone("export", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("export: unexpected argument %q", rest[0])
 	}
 	if err := rs.validate(); err != nil {
 		return err
@@ -62,12 +59,9 @@ func cmdReports(ctx context.Context, e *env, args []string) error {
 	s.String(&timezone, "timezone", "CREDITRECON_TIMEZONE", "IANA zone of DATE cutoffs")
 	asOf := fs.String("as-of", "", "the cutoff whose reports to list (required); the files are under its business date")
 	expires := fs.Duration("expires", 24*time.Hour, "how long download links stay valid (S3; at most 7 days)")
-	rest, err := s.parse(args)
+	err := s.parseNone("reports", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("reports: unexpected argument %q", rest[0])
 	}
 	loc, err := time.LoadLocation(timezone)
 	if err != nil {

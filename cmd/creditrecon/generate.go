@@ -24,12 +24,9 @@ func cmdGenerate(ctx context.Context, e *env, args []string) error {
 	dayRows := fs.Int("rows", 100_000, "with --append-day: usage rows to append")
 	lateShare := fs.Float64("late-share", 0.05, "with --append-day: share of the rows dated in the 30 days before DATE")
 	truncate := fs.Bool("truncate", false, "empty the source tables first")
-	rest, err := s.parse(args)
+	err := s.parseNone("generate", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("generate: unexpected argument %q", rest[0])
 	}
 	if _, err := c.validate(); err != nil {
 		return err

@@ -10,12 +10,9 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	s := &settings{fs: fs}
 	var c common
 	c.register(s)
-	rest, err := s.parse(args)
+	err := s.parseNone("migrate", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("migrate: unexpected argument %q", rest[0])
 	}
 	if _, err := c.validate(); err != nil {
 		return err

@@ -20,12 +20,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	asOf := fs.String("as-of", "", "cutoff: DATE (YYYY-MM-DD, 00:00 in --timezone) or TIME (RFC 3339); default today 00:00")
 	dryRun := fs.Bool("dry-run", false, "print the grants the run would write, and write nothing")
 	full := fs.Bool("full", false, "read the whole usage history instead of extending the last run's aggregates")
-	rest, err := s.parse(args)
+	err := s.parseNone("run", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("run: unexpected argument %q", rest[0])
 	}
 	if err := rs.validate(); err != nil {
 		return err

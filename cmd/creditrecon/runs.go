@@ -15,12 +15,9 @@ func cmdRuns(ctx context.Context, e *env, args []string) error {
 	c.register(s)
 	limit := fs.Int("limit", 30, "how many runs to show")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
-	rest, err := s.parse(args)
+	err := s.parseNone("runs", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("runs: unexpected argument %q", rest[0])
 	}
 	if *limit < 1 {
 		return usageErrorf("limit: must be at least 1, got %d", *limit)

@@ -13,12 +13,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	rs.register(s)
 	schedule := "30 0 * * *"
 	s.String(&schedule, "schedule", "CREDITRECON_SCHEDULE", "when to run the nightly job: cron expression (5 fields) or @daily, @every 6h")
-	rest, err := s.parse(args)
+	err := s.parseNone("serve", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("serve: unexpected argument %q", rest[0])
 	}
 	if err := rs.validate(); err != nil {
 		return err

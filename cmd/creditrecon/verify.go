@@ -15,12 +15,9 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	var rs runnerSettings
 	rs.register(s)
 	asOf := fs.String("as-of", "", "limit the owed and manifest checks to this cutoff (default: every cutoff)")
-	rest, err := s.parse(args)
+	err := s.parseNone("verify", args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageErrorf("verify: unexpected argument %q", rest[0])
 	}
 	if err := rs.validate(); err != nil {
 		return err
