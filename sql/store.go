@@ -166,6 +166,10 @@ func snapshot(ctx context.Context, conn *sqlx.Conn, commit bool, fn func(jobs.Sn
 	if err := tx.GetContext(ctx, &snap.scratch, "SELECT -pg_backend_pid()"); err != nil {
 		return fmt.Errorf("begin snapshot: %w", translate(err))
 	}
+	// JIT compilation costs seconds per aggregate query over millions of rows and saves less.
+	if _, err := tx.ExecContext(ctx, "SET LOCAL jit = off"); err != nil {
+		return fmt.Errorf("begin snapshot: %w", translate(err))
+	}
 	if err := fn(snap); err != nil {
 		return err
 	}
@@ -414,18 +418,42 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 // aggregate finds the anomalies of source's rows and aggregates the others, under run.
 func (s *Snapshot) aggregate(ctx context.Context, run int64, source string, in jobs.AggregateInput) error {
 	at := in.AsOf.Format(time.RFC3339)
-	if _, err := s.tx.ExecContext(ctx, usageQuery("anomalies_prepare", source), run, in.AsOf, in.Latest, in.MaxAmount); err != nil {
-		return fmt.Errorf("find anomalies as_of=%s: %w", at, translate(err))
+	if err := s.insertSelect(ctx, "run_anomalies", usageQuery("anomalies_prepare", source), run, in.AsOf, in.Latest, in.MaxAmount); err != nil {
+		return fmt.Errorf("find anomalies as_of=%s: %w", at, err)
 	}
 	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
 		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
-	if _, err := s.tx.ExecContext(ctx, usageQuery("aggregate_referrals", source), run, in.AsOf,
+	if err := s.insertSelect(ctx, "run_referrals", usageQuery("aggregate_referrals", source), run, in.AsOf,
 		startArg(in.ReferralStart), startArg(in.ServerlessStart)); err != nil {
-		return fmt.Errorf("aggregate referrals as_of=%s: %w", at, translate(err))
+		return fmt.Errorf("aggregate referrals as_of=%s: %w", at, err)
 	}
-	if _, err := s.tx.ExecContext(ctx, usageQuery("aggregate_templates", source), run, in.AsOf, startArg(in.TemplateStart)); err != nil {
-		return fmt.Errorf("aggregate templates as_of=%s: %w", at, translate(err))
+	if err := s.insertSelect(ctx, "run_templates", usageQuery("aggregate_templates", source), run, in.AsOf, startArg(in.TemplateStart)); err != nil {
+		return fmt.Errorf("aggregate templates as_of=%s: %w", at, err)
+	}
+	return nil
+}
+
+// insertSelect inserts the rows of a query whose columns are table's, by name. PostgreSQL never
+// runs the SELECT of an INSERT in parallel, but does run a CREATE TABLE AS in parallel: the rows
+// go through a temporary table first, which costs little next to the scan of usage (the rows
+// are aggregates or anomalies). The parallel plan is costed with cheap tuple transfer, because
+// the planner cannot tell how few rows the anomaly filter lets through and would otherwise scan
+// ten million rows on one core.
+func (s *Snapshot) insertSelect(ctx context.Context, table, query string, args ...any) error {
+	for _, stmt := range []struct {
+		sql  string
+		args []any
+	}{
+		{"SET LOCAL parallel_tuple_cost = 0.001", nil},
+		{"CREATE TEMP TABLE creditrecon_rows AS " + query, args},
+		{"RESET parallel_tuple_cost", nil},
+		{"INSERT INTO " + table + " SELECT * FROM creditrecon_rows", nil},
+		{"DROP TABLE creditrecon_rows", nil},
+	} {
+		if _, err := s.tx.ExecContext(ctx, stmt.sql, stmt.args...); err != nil {
+			return translate(err)
+		}
 	}
 	return nil
 }
@@ -509,8 +537,8 @@ func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, source
 	if runID == 0 || run < 0 {
 		return res, nil
 	}
-	if _, err := s.tx.ExecContext(ctx, usageQuery("seen_insert", source), run, seenSince, in.AsOf); err != nil {
-		return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), translate(err))
+	if err := s.insertSelect(ctx, "run_seen", usageQuery("seen_insert", source), run, seenSince, in.AsOf); err != nil {
+		return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), err)
 	}
 	input, err := json.Marshal(in.Key())
 	if err != nil {

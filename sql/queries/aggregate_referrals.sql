@@ -1,13 +1,12 @@
 -- Per referral as of cutoff $2 (SPEC 2.1, 2.2): the referred user's usage from referred_at on,
 -- all products from the Referral Program's start $3, serverless from its start $4. One pass
 -- serves both referral programs. Self-referrals count for nothing. $1 run; {{usage}} as in
--- anomalies_prepare.
-INSERT INTO run_referrals (run_id, referred_user_id, referrer_id, usage_rows, spend_usd, serverless_rows, serverless_usd)
-SELECT $1, r.referred_user_id, r.referrer_id,
-       count(*) FILTER (WHERE e.occurred_at >= $3),
-       coalesce(sum(e.amount_usd) FILTER (WHERE e.occurred_at >= $3), 0),
-       count(*) FILTER (WHERE e.product = 'serverless' AND e.occurred_at >= $4),
-       coalesce(sum(e.amount_usd) FILTER (WHERE e.product = 'serverless' AND e.occurred_at >= $4), 0)
+-- anomalies_prepare. The columns are run_referrals'.
+SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id,
+       count(*) FILTER (WHERE e.occurred_at >= $3) AS usage_rows,
+       coalesce(sum(e.amount_usd) FILTER (WHERE e.occurred_at >= $3), 0) AS spend_usd,
+       count(*) FILTER (WHERE e.product = 'serverless' AND e.occurred_at >= $4) AS serverless_rows,
+       coalesce(sum(e.amount_usd) FILTER (WHERE e.product = 'serverless' AND e.occurred_at >= $4), 0) AS serverless_usd
   FROM referrals r
   JOIN {{usage}} e ON e.user_id = r.referred_user_id
  WHERE r.referred_at < $2 AND r.referrer_id <> r.referred_user_id

@@ -1,7 +1,8 @@
 -- Per template as of cutoff $2 (SPEC 2.3): pod and serverless usage on the template from the
 -- program's start $3, the creator's own usage excluded. $1 run; {{usage}} as in anomalies_prepare.
-INSERT INTO run_templates (run_id, template_id, creator_id, usage_rows, runtime_seconds, spend_usd)
-SELECT $1, t.id, t.creator_id, count(*), sum(e.runtime_seconds), sum(e.amount_usd)
+-- The columns are run_templates'.
+SELECT $1::bigint AS run_id, t.id AS template_id, t.creator_id, count(*) AS usage_rows,
+       sum(e.runtime_seconds) AS runtime_seconds, sum(e.amount_usd) AS spend_usd
   FROM templates t
   JOIN {{usage}} e ON e.template_id = t.id
  WHERE e.product IN ('pod', 'serverless') AND e.user_id <> t.creator_id

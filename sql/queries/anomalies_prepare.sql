@@ -1,24 +1,24 @@
 -- Usage rows that cannot be attributed or are invalid (SPEC 3.4), with the first reason that
 -- applies. Every aggregate of the run excludes them, so they earn nothing anywhere.
 -- $1 run, $2 cutoff, $3 latest believable occurred_at (run start + clock skew), $4 largest |amount_usd|.
--- {{usage}} is usage_events, or the rows an incremental run reads (run_delta).
-INSERT INTO run_anomalies (run_id, usage_event_id, reason, user_id, product, template_id, amount_usd, occurred_at)
-SELECT $1, e.id,
+-- {{usage}} is usage_events, or the rows an incremental run reads (run_delta). The columns are
+-- run_anomalies' (see Snapshot.insertSelect).
+SELECT $1::bigint AS run_id, e.id AS usage_event_id,
        CASE
          WHEN NOT isfinite(e.occurred_at) THEN 'occurred_at_infinite'
          WHEN e.amount_usd = 'NaN' THEN 'amount_nan'
-         WHEN abs(e.amount_usd) > $4 THEN 'amount_out_of_range'
+         WHEN e.amount_usd > $4 OR e.amount_usd < -$4 THEN 'amount_out_of_range'
          WHEN e.occurred_at > $3 THEN 'occurred_in_future'
          WHEN u.id IS NULL THEN 'unknown_user'
          WHEN e.template_id IS NOT NULL AND t.id IS NULL THEN 'unknown_template'
          ELSE 'self_referral'
-       END,
-       e.user_id, e.product, e.template_id, e.amount_usd::text, e.occurred_at
+       END AS reason,
+       e.user_id, e.product, e.template_id, e.amount_usd::text AS amount_usd, e.occurred_at
   FROM {{usage}} e
   LEFT JOIN users u ON u.id = e.user_id
   LEFT JOIN templates t ON t.id = e.template_id
   LEFT JOIN referrals s ON s.referred_user_id = e.user_id AND s.referrer_id = s.referred_user_id
  WHERE (e.occurred_at < $2 OR e.occurred_at > $3)
-   AND (NOT isfinite(e.occurred_at) OR e.amount_usd = 'NaN' OR abs(e.amount_usd) > $4 OR e.occurred_at > $3 OR u.id IS NULL
+   AND (NOT isfinite(e.occurred_at) OR e.amount_usd = 'NaN' OR e.amount_usd > $4 OR e.amount_usd < -$4 OR e.occurred_at > $3 OR u.id IS NULL
         OR (e.template_id IS NOT NULL AND t.id IS NULL)
         OR (s.referred_user_id IS NOT NULL AND e.occurred_at >= s.referred_at));
