@@ -297,7 +297,7 @@ func commitThroughLock(ctx context.Context, st *sqlstore.Store, asOf time.Time, 
 	var sess jobs.Session
 	for {
 		var err error
-		sess, err = st.Lock(ctx)
+		sess, err = st.Lock(ctx, jobs.Shard{})
 		if errors.Is(err, jobs.ErrLocked) {
 			time.Sleep(2 * time.Millisecond)
 			continue

@@ -26,7 +26,7 @@ func (r *Runner) Explain(ctx context.Context, beneficiaryID string, asOf time.Ti
 		return nil, err
 	}
 	err = r.Store.Snapshot(ctx, func(s Snapshot) error {
-		agg, err := s.Aggregate(ctx, 0, r.aggregateInput(asOf, r.Now()), base)
+		agg, err := s.Aggregate(ctx, 0, r.aggregateInput(asOf, r.Now(), Shard{}), base)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,52 +18,51 @@ import (
 var ErrNoRun = errors.New("no run of this cutoff committed its grants")
 
 // Export re-exports the reports of a cutoff from the database: the usage aggregates and anomalies
-// recorded by the latest run of that cutoff that committed its grants (ErrNoRun if none), with its
-// parameters, and the grants as of the cutoff. The same data gives byte-identical files, also
-// after later cutoffs have run; usage that arrived since that run shows after a new run of it.
+// recorded by the runs of the cutoff's report set (see ReportSet; ErrNoRun if none, a
+// *ShardsIncompleteError if a shard is missing), with their parameters, and the grants as of the
+// cutoff. The same data gives byte-identical files, also after later cutoffs have run; usage that
+// arrived since those runs shows after a new run of the cutoff. For a sharded night this is the
+// merge: one set of reports and one manifest over every shard's accounts.
 func (r *Runner) Export(ctx context.Context, asOf time.Time) (reports.Manifest, error) {
-	run, err := r.Store.LatestRun(ctx, asOf)
-	if err != nil {
-		return reports.Manifest{}, err
-	}
-	if run == nil {
-		return reports.Manifest{}, fmt.Errorf("export as_of=%s: %w; run it first (creditrecon run --as-of)", asOf.Format(time.RFC3339), ErrNoRun)
-	}
-	return r.export(ctx, r.Store, run)
+	return r.export(ctx, r.Store, asOf)
 }
 
-// export writes the reports of run's cutoff from one snapshot of rd.
-func (r *Runner) export(ctx context.Context, rd Reader, run *RunRecord) (reports.Manifest, error) {
+// export writes the reports of a cutoff from one snapshot of rd, in which it also finds the
+// report set, so that a shard committing meanwhile cannot tear it.
+func (r *Runner) export(ctx context.Context, rd Reader, asOf time.Time) (reports.Manifest, error) {
 	if r.Sink == nil {
 		return reports.Manifest{}, errors.New("no reports sink configured (REPORTS_URL)")
 	}
-	params := r.Config.Params
-	if err := json.Unmarshal(run.Parameters, &params); err != nil {
-		return reports.Manifest{}, fmt.Errorf("parameters of run %d: %w", run.ID, err)
-	}
-	// Re-encode: jsonb reorders keys, and the manifest must not depend on where they came from.
-	paramsJSON, err := json.Marshal(params)
-	if err != nil {
-		return reports.Manifest{}, fmt.Errorf("encode parameters of run %d: %w", run.ID, err)
-	}
-	asOf := run.AsOf.In(r.Config.Location)
-	evaluator := *r
-	evaluator.Config.Params = params
+	asOf = asOf.In(r.Config.Location)
 	var man reports.Manifest
-	err = rd.Snapshot(ctx, func(s Snapshot) error {
-		var anomalies int64
-		if run.Anomalies != nil {
-			anomalies = *run.Anomalies
+	var latest RunRecord
+	err := rd.Snapshot(ctx, func(s Snapshot) error {
+		set, err := s.ReportRuns(ctx, asOf)
+		if err != nil {
+			return err
 		}
-		src := &reportSource{s: s, r: &evaluator, runID: run.ID, asOf: asOf, totals: map[string]reports.ProgramTotals{}}
+		if set == nil {
+			return fmt.Errorf("%w; run it first (creditrecon run --as-of)", ErrNoRun)
+		}
+		latest = set.Latest()
+		params, paramsJSON, err := r.reportParameters(set)
+		if err != nil {
+			return err
+		}
+		evaluator := *r
+		evaluator.Config.Params = params
+		src := &reportSource{s: s, r: &evaluator, runIDs: set.IDs(), asOf: asOf, totals: map[string]reports.ProgramTotals{}}
 		info := reports.ManifestInfo{
-			RunID:        run.ID,
+			RunID:        latest.ID,
 			AsOf:         asOf,
 			BusinessDate: BusinessDate(asOf, r.Config.Location),
 			Parameters:   paramsJSON,
-			Version:      run.Version,
-			AnomalyCount: anomalies,
+			Version:      latest.Version,
+			AnomalyCount: set.Anomalies,
 			Totals:       src.controlTotals,
+		}
+		if len(set.Runs) > 1 {
+			info.ShardRunIDs = set.IDs()
 		}
 		man, err = reports.Export(ctx, r.Sink, info, src)
 		return err
@@ -70,8 +70,32 @@ func (r *Runner) export(ctx context.Context, rd Reader, run *RunRecord) (reports
 	if err != nil {
 		return man, fmt.Errorf("export reports as_of=%s: %w", asOf.Format(time.RFC3339), err)
 	}
-	r.Log.Info("reports exported", "run_id", run.ID, "as_of", asOf, "business_date", man.BusinessDate, "files", len(man.Files))
+	r.Log.Info("reports exported", "run_id", latest.ID, "shard_run_ids", man.ShardRunIDs, "as_of", asOf,
+		"business_date", man.BusinessDate, "files", len(man.Files))
 	return man, nil
+}
+
+// reportParameters returns the program parameters of a report set's runs, and their JSON for
+// the manifest. The shards of one night must have used the same.
+func (r *Runner) reportParameters(set *ReportSet) (reconcile.Params, []byte, error) {
+	var paramsJSON []byte
+	var params reconcile.Params
+	for _, run := range set.Runs {
+		p := r.Config.Params
+		if err := json.Unmarshal(run.Parameters, &p); err != nil {
+			return p, nil, fmt.Errorf("parameters of run %d: %w", run.ID, err)
+		}
+		// Re-encode: jsonb reorders keys, and the manifest must not depend on where they came from.
+		b, err := json.Marshal(p)
+		if err != nil {
+			return p, nil, fmt.Errorf("encode parameters of run %d: %w", run.ID, err)
+		}
+		if paramsJSON != nil && !bytes.Equal(b, paramsJSON) {
+			return p, nil, fmt.Errorf("shard runs %v used different parameters: run every shard of the night again with the same", set.IDs())
+		}
+		params, paramsJSON = p, b
+	}
+	return params, paramsJSON, nil
 }
 
 // BusinessDate is the day a cutoff closes: the day before it, in loc.
@@ -84,7 +108,7 @@ func BusinessDate(asOf time.Time, loc *time.Location) string {
 type reportSource struct {
 	s      Snapshot
 	r      *Runner
-	runID  int64
+	runIDs []int64
 	asOf   time.Time
 	totals map[string]reports.ProgramTotals
 }
@@ -112,7 +136,7 @@ func (src *reportSource) controlTotals(ctx context.Context) (map[string]reports.
 	return src.totals, nil
 }
 
-func (src *reportSource) query() Query { return Query{RunID: src.runID, AsOf: src.asOf} }
+func (src *reportSource) query() Query { return Query{Runs: src.runIDs, AsOf: src.asOf} }
 
 func (src *reportSource) Grants(ctx context.Context, fn func(reports.GrantRow) error) error {
 	return src.s.Grants(ctx, GrantFilter{AsOf: src.asOf}, func(g GrantRecord) error {
@@ -168,7 +192,7 @@ func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(report
 }
 
 func (src *reportSource) Anomalies(ctx context.Context, fn func(reports.AnomalyRow) error) error {
-	return src.s.Anomalies(ctx, src.runID, func(a Anomaly) error {
+	return src.s.Anomalies(ctx, src.runIDs, func(a Anomaly) error {
 		var at time.Time
 		if a.OccurredAt != nil {
 			at = *a.OccurredAt

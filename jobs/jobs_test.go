@@ -468,7 +468,7 @@ func TestAnomaliesAreExcludedAndRecorded(t *testing.T) {
 	}
 	got := map[int64]string{}
 	err := f.st.Snapshot(context.Background(), func(s jobs.Snapshot) error {
-		return s.Anomalies(context.Background(), res.RunID, func(a jobs.Anomaly) error {
+		return s.Anomalies(context.Background(), []int64{res.RunID}, func(a jobs.Anomaly) error {
 			got[a.UsageEventID] = a.Reason
 			return nil
 		})
@@ -521,7 +521,7 @@ func TestStalePlanCannotDoubleGrant(t *testing.T) {
 	}
 	first, second := plan(), plan()
 	commit := func(grants []reconcile.Grant) error {
-		sess, err := f.st.Lock(context.Background())
+		sess, err := f.st.Lock(context.Background(), jobs.Shard{})
 		if err != nil {
 			t.Fatal(err)
 		}

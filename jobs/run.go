@@ -101,6 +101,7 @@ type ProgramSummary struct {
 // Summary adds up a run.
 type Summary struct {
 	AsOf       time.Time
+	Shard      Shard      // the accounts planned (zero: all)
 	Aggregates Aggregates // how the usage was read
 	UsageRows  int64      // rows considered
 	Anomalies  int64
@@ -181,6 +182,7 @@ type RunOptions struct {
 	DryRun bool   // plan only: take no lock, write nothing
 	Full   bool   // read the whole usage history, even when a base run could be extended
 	Kind   string // "run" (default) or "backfill"
+	Shard  Shard  // only this shard's accounts (zero: all)
 }
 
 // Result is what a run did.
@@ -195,6 +197,9 @@ type Result struct {
 // error; the next run or `creditrecon export` writes the reports.
 func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	now := r.Now()
+	if err := opts.Shard.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.AsOf.After(now) {
 		return nil, fmt.Errorf("as-of %s is in the future (now %s): a cutoff must have passed", opts.AsOf.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
@@ -205,12 +210,12 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 			return nil, err
 		}
 		err = r.Store.Snapshot(ctx, func(s Snapshot) (err error) {
-			plan, err = r.plan(ctx, s, 0, opts.AsOf, now, base)
+			plan, err = r.plan(ctx, s, 0, opts, now, base)
 			return err
 		})
 		return &Result{Plan: plan}, err
 	}
-	sess, err := r.Store.Lock(ctx)
+	sess, err := r.Store.Lock(ctx, opts.Shard)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +234,9 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 		kind = "run"
 	}
 	record := RunRecord{Kind: kind, AsOf: opts.AsOf, StartedAt: now, Version: r.Config.Version, Parameters: params}
+	if opts.Shard.Sharded() {
+		record.ShardIndex, record.ShardCount = &opts.Shard.Index, &opts.Shard.Count
+	}
 	runID, err := sess.StartRun(ctx, record)
 	if err != nil {
 		return nil, err
@@ -258,7 +266,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 // anomalies, duration.
 func (r *Runner) logSummary(res *Result, d time.Duration) {
 	s := res.Plan.Summary
-	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "mode", s.Aggregates.Mode, "base_run_id", s.Aggregates.BaseRunID,
+	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "shard", s.Shard.String(), "mode", s.Aggregates.Mode, "base_run_id", s.Aggregates.BaseRunID,
 		"delta_rows", s.Aggregates.DeltaRows, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
 		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds(),
 		"aggregate_ms", s.AggregateTime.Milliseconds(), "evaluate_ms", s.EvaluateTime.Milliseconds(),
@@ -279,7 +287,7 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts Run
 		return res, err
 	}
 	err = sess.Transact(ctx, func(s Snapshot) (err error) {
-		if res.Plan, err = r.plan(ctx, s, runID, asOf, run.StartedAt, base); err != nil {
+		if res.Plan, err = r.plan(ctx, s, runID, opts, run.StartedAt, base); err != nil {
 			return err
 		}
 		began := time.Now()
@@ -292,9 +300,14 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts Run
 	r.Log.Info("grants committed", "run_id", runID, "as_of", asOf, "grants", len(res.Plan.Grants),
 		"amount_usd", res.Plan.Summary.Amount.StringFixed(2))
 	if r.Sink != nil {
-		run.Anomalies = &res.Plan.Summary.Anomalies
 		began := time.Now()
-		man, err := r.export(ctx, sess, run)
+		man, err := r.export(ctx, sess, asOf)
+		var incomplete *ShardsIncompleteError
+		if opts.Shard.Sharded() && errors.As(err, &incomplete) {
+			// The last shard to commit writes the reports of the night.
+			r.Log.Info("reports wait for the other shards", "run_id", runID, "shard", opts.Shard.String(), "missing", incomplete.Missing)
+			return res, nil
+		}
 		if err != nil {
 			return res, fmt.Errorf("grants are committed, but the reports failed (run `creditrecon export --as-of %s` when the cause is fixed): %w",
 				asOf.Format(time.RFC3339), err)
@@ -314,14 +327,14 @@ func (r *Runner) base(ctx context.Context, opts RunOptions, now time.Time) (*Bas
 	if opts.Full || r.Config.IncrementalMaxAge == 0 {
 		return nil, nil
 	}
-	b, err := r.Store.BaseRun(ctx, opts.AsOf)
+	b, err := r.Store.BaseRun(ctx, opts.AsOf, opts.Shard)
 	if err != nil || b == nil {
 		return nil, err
 	}
 	if now.Sub(b.StartedAt) > r.Config.IncrementalMaxAge {
 		return nil, nil
 	}
-	key, err := json.Marshal(r.aggregateInput(opts.AsOf, now).Key())
+	key, err := json.Marshal(r.aggregateInput(opts.AsOf, now, opts.Shard).Key())
 	if err != nil {
 		return nil, fmt.Errorf("encode aggregate input: %w", err)
 	}
@@ -333,11 +346,14 @@ func (r *Runner) base(ctx context.Context, opts RunOptions, now time.Time) (*Bas
 }
 
 // plan aggregates a snapshot's usage for a run (run 0: a dry run), extending base's aggregates
-// when base is set, and decides every program's grants as of asOf.
-func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now time.Time, base *BaseRun) (Plan, error) {
+// when base is set, and decides the grants of every program's accounts (of opts.Shard) as of
+// opts.AsOf.
+func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, opts RunOptions, now time.Time, base *BaseRun) (Plan, error) {
+	asOf := opts.AsOf
 	plan := Plan{Summary: newSummary(asOf)}
+	plan.Summary.Shard = opts.Shard
 	began := time.Now()
-	agg, err := s.Aggregate(ctx, runID, r.aggregateInput(asOf, now), base)
+	agg, err := s.Aggregate(ctx, runID, r.aggregateInput(asOf, now, opts.Shard), base)
 	if err != nil {
 		return plan, err
 	}
@@ -358,17 +374,17 @@ func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, asOf, now ti
 		}
 	}
 	began = time.Now()
-	err = r.Evaluate(ctx, s, Query{RunID: runID, AsOf: asOf}, false, decide)
+	err = r.Evaluate(ctx, s, Query{RunID: runID, AsOf: asOf, Shard: opts.Shard}, false, decide)
 	plan.Summary.EvaluateTime = time.Since(began)
 	return plan, err
 }
 
-// aggregateInput is what a run at wall clock now aggregates as of asOf.
-func (r *Runner) aggregateInput(asOf, now time.Time) AggregateInput {
+// aggregateInput is what a run of shard at wall clock now aggregates as of asOf.
+func (r *Runner) aggregateInput(asOf, now time.Time, shard Shard) AggregateInput {
 	p := r.Config.Params
 	return AggregateInput{AsOf: asOf, Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount,
 		ReferralStart: p.Referral.Start, TemplateStart: p.Template.Start, ServerlessStart: p.Serverless.Start,
-		LateMargin: r.Config.LateMargin}
+		LateMargin: r.Config.LateMargin, Shard: shard}
 }
 
 // Evaluate streams every program's accounts of run q.RunID and calls fn with each decision and

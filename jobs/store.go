@@ -25,17 +25,17 @@ type Store interface {
 	Auditor
 	// Migrate creates or upgrades the job-owned tables.
 	Migrate(ctx context.Context) error
-	// Lock takes the advisory lock on a pinned connection, or returns ErrLocked.
-	Lock(ctx context.Context) (Session, error)
+	// Lock takes the run lock on a pinned connection, or returns ErrLocked: an unsharded run
+	// excludes every other run; a shard excludes unsharded runs and the same shard, so the
+	// shards of a night run at once.
+	Lock(ctx context.Context, shard Shard) (Session, error)
 	// Accept records a Referral Program acceptance; created is false if one was already recorded.
 	Accept(ctx context.Context, a Acceptance) (created bool, err error)
 	// SucceededCutoffs lists the cutoffs from..to (both included) that have a successful run.
 	SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error)
-	// BaseRun returns the newest committed run with a cutoff at or before asOf that recorded
-	// what an incremental run needs, or nil.
-	BaseRun(ctx context.Context, asOf time.Time) (*BaseRun, error)
-	// LatestRun returns the newest run of a cutoff that committed its grants, or nil.
-	LatestRun(ctx context.Context, asOf time.Time) (*RunRecord, error)
+	// BaseRun returns the newest committed run of the same shard with a cutoff at or before
+	// asOf that recorded what an incremental run needs, or nil.
+	BaseRun(ctx context.Context, asOf time.Time, shard Shard) (*BaseRun, error)
 	// Runs lists the run ledger, newest first.
 	Runs(ctx context.Context, limit int) ([]RunRecord, error)
 	Close() error
@@ -75,8 +75,11 @@ type Snapshot interface {
 	// WriteGrants writes the grants and the run's counts: ErrGrantConflict when any grant's key
 	// is already taken (the snapshot's transaction must then be rolled back).
 	WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
-	// Anomalies streams a run's anomalies in usage id order.
-	Anomalies(ctx context.Context, runID int64, fn func(Anomaly) error) error
+	// ReportRuns returns the runs the reports of a cutoff render from (nil: no run committed),
+	// or a *ShardsIncompleteError.
+	ReportRuns(ctx context.Context, asOf time.Time) (*ReportSet, error)
+	// Anomalies streams the anomalies of runs in usage id order, each row once.
+	Anomalies(ctx context.Context, runIDs []int64, fn func(Anomaly) error) error
 	// Referrers, Templates and Serverless stream a run's accounts, with their grants, in id order.
 	Referrers(ctx context.Context, q Query, fn func(reconcile.ReferrerTotals) error) error
 	Templates(ctx context.Context, q Query, fn func(reconcile.TemplateTotals) error) error
@@ -101,6 +104,9 @@ type AggregateInput struct {
 	// LateMargin bounds how long before a run's snapshot a row it could not see may have been
 	// stamped (ingested_at): the next run looks for late rows ingested since then.
 	LateMargin time.Duration
+
+	// Shard limits the aggregates to its accounts; anomalies are found among every row.
+	Shard Shard
 }
 
 // aggregateKey is what two runs' aggregates must share for one to extend the other.
@@ -109,12 +115,13 @@ type aggregateKey struct {
 	ReferralStart   time.Time       `json:"referral_start"`
 	TemplateStart   time.Time       `json:"template_start"`
 	ServerlessStart time.Time       `json:"serverless_start"`
+	Shard           string          `json:"shard,omitempty"`
 }
 
 // Key returns what a run records of its input, to be compared with the next run's.
 func (in AggregateInput) Key() any {
 	return aggregateKey{MaxAmount: in.MaxAmount, ReferralStart: in.ReferralStart.UTC(), TemplateStart: in.TemplateStart.UTC(),
-		ServerlessStart: in.ServerlessStart.UTC()}
+		ServerlessStart: in.ServerlessStart.UTC(), Shard: in.Shard.String()}
 }
 
 // BaseRun is a committed run an incremental run can extend: its aggregates count every usage row
@@ -142,11 +149,42 @@ type Aggregates struct {
 	Anomalies        int64
 }
 
-// Query selects a run's accounts as of its cutoff, for one beneficiary when Beneficiary is set.
+// Query selects the accounts of a run as of its cutoff (of the runs in Runs, when set: a
+// report set), of one shard when Shard is set, for one beneficiary when Beneficiary is set.
 type Query struct {
 	RunID       int64
+	Runs        []int64
 	AsOf        time.Time
+	Shard       Shard
 	Beneficiary string
+}
+
+// ReportSet is what the reports of a cutoff render from: the newest run of the cutoff that
+// committed its grants or, when that run is a shard of N, the newest committed run of each of
+// the N shards since the cutoff's last unsharded run.
+type ReportSet struct {
+	Runs      []RunRecord // in shard order
+	Anomalies int64       // usage rows the runs excluded, each counted once
+}
+
+// IDs returns the ids of the set's runs.
+func (s *ReportSet) IDs() []int64 {
+	ids := make([]int64, len(s.Runs))
+	for i, r := range s.Runs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// Latest returns the set's newest run.
+func (s *ReportSet) Latest() RunRecord {
+	latest := s.Runs[0]
+	for _, r := range s.Runs[1:] {
+		if r.ID > latest.ID {
+			latest = r
+		}
+	}
+	return latest
 }
 
 // Anomaly is a usage row excluded from earnings, with the reason.
@@ -225,4 +263,14 @@ type RunRecord struct {
 	AmountGranted *decimal.Decimal `db:"amount_granted"`
 	Totals        []byte           `db:"totals"`
 	Error         *string          `db:"error"`
+	ShardIndex    *int             `db:"shard_index"`
+	ShardCount    *int             `db:"shard_count"`
+}
+
+// Shard returns the shard the run processed.
+func (r RunRecord) Shard() Shard {
+	if r.ShardIndex == nil || r.ShardCount == nil {
+		return Shard{}
+	}
+	return Shard{Index: *r.ShardIndex, Count: *r.ShardCount}
 }

@@ -227,15 +227,16 @@ func (r *Runner) verifyGroup(ctx context.Context, g *owedGroup, c *Check) error 
 	evaluator := *r
 	evaluator.Config.Params = g.params
 	seen := map[string]bool{}
-	latest, err := r.Store.LatestRun(ctx, g.asOf)
-	if err != nil {
-		return fmt.Errorf("verify owed as_of=%s: %w", g.asOf.Format(time.RFC3339), err)
-	}
-	err = r.Store.Snapshot(ctx, func(s Snapshot) error {
+	err := r.Store.Snapshot(ctx, func(s Snapshot) error {
 		q := Query{AsOf: g.asOf}
-		if latest != nil {
-			q.RunID = latest.ID
-		} else if _, err := s.Aggregate(ctx, 0, evaluator.aggregateInput(g.asOf, r.Now()), nil); err != nil {
+		set, err := s.ReportRuns(ctx, g.asOf)
+		var incomplete *ShardsIncompleteError
+		if err != nil && !errors.As(err, &incomplete) {
+			return err
+		}
+		if set != nil {
+			q.Runs = set.IDs()
+		} else if _, err := s.Aggregate(ctx, 0, evaluator.aggregateInput(g.asOf, r.Now(), Shard{}), nil); err != nil {
 			return err
 		}
 		return evaluator.Evaluate(ctx, s, q, false, func(d reconcile.Decision, _ int64) {

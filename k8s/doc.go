@@ -9,12 +9,16 @@
 //   - overlays/staging and overlays/production: what is applied, with `kubectl apply -k`; each
 //     has an environment/ component (namespace, image) that its backfill/ kustomization shares,
 //     so a backfill runs the nightly run's image in its namespace.
+//   - components/sharded-nightly, and overlays/staging-sharded and overlays/production-sharded
+//     that add it to their environment's overlay: the nightly run as an Indexed Job of N pods,
+//     pod I running `creditrecon run --shard I/N`, retried per index.
 //
 // The test renders every kustomization with `kubectl kustomize`, decodes each object strictly
 // into its k8s.io/api type, as the API server does, and checks what the API server and the
 // binary would reject or misread: the cron schedule and time zone, that no two CronJobs can run
 // at once, name lengths, the pod failure policy and the exit codes it names, the security
-// context, resources, args (no --shard: sharding is not implemented), and which Secret each
-// container's DATABASE_URL comes from (the owner's login for migrate, the job's for the run).
+// context, resources, args (--shard only as `run --shard $(JOB_COMPLETION_INDEX)/N` in an Indexed
+// Job of N pods), and which Secret each container's DATABASE_URL comes from (the owner's login
+// for migrate, the job's for the run).
 // README.md says how to deploy and operate it.
 package k8s

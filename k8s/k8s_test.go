@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,10 @@ var kustomizations = []struct {
 	{"overlays/staging/backfill", "staging", []string{"Job/creditrecon-backfill"}},
 	{"overlays/production", "production", scheduled},
 	{"overlays/production/backfill", "production", []string{"Job/creditrecon-backfill"}},
+	// The same as their environment's overlay, with the nightly run sharded over an Indexed Job
+	// (components/sharded-nightly).
+	{"overlays/staging-sharded", "staging", scheduled},
+	{"overlays/production-sharded", "production", scheduled},
 }
 
 // scheduled are the objects of base and of each environment's overlay.
@@ -84,16 +89,23 @@ var scheduled = []string{
 }
 
 // The CronJobs and the args each must run. The weekly full run is a copy of the nightly one but
-// for its schedule, args and labels (checker.cronJobsAgree).
+// for its schedule, args and labels (checker.cronJobsAgree). The nightly run may be sharded
+// (components/sharded-nightly): an Indexed Job whose args add --shard $(JOB_COMPLETION_INDEX)/N.
+// The weekly full run is never sharded.
 const (
 	nightlyCronJob    = "creditrecon-nightly"
 	weeklyFullCronJob = "creditrecon-weekly-full"
+	shardableCronJob  = nightlyCronJob
 )
 
 var cronJobArgs = map[string][]string{
 	nightlyCronJob:    {"run"},           // incremental: extends the previous run's aggregates
 	weeklyFullCronJob: {"run", "--full"}, // re-reads the whole history; must agree with the nightly runs
 }
+
+// completionIndexVar is the variable the Job controller sets, in every container of an Indexed
+// Job's pods, to the pod's index: 0 to completions-1.
+const completionIndexVar = "JOB_COMPLETION_INDEX"
 
 func TestManifests(t *testing.T) {
 	// What each environment's kustomizations render, to check they agree: a backfill must run
@@ -154,7 +166,8 @@ func addTo(m map[string]map[string][]string, env, value, dir string) {
 // TestEveryKustomizationIsChecked fails when a kustomization under k8s/ is missing from
 // kustomizations, so a new overlay cannot go unchecked.
 func TestEveryKustomizationIsChecked(t *testing.T) {
-	var found []string
+	var found, components []string
+	used := map[string]bool{} // components the kustomizations under k8s/ include
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -170,18 +183,30 @@ func TestEveryKustomizationIsChecked(t *testing.T) {
 			return err
 		}
 		var k struct {
-			Kind string `json:"kind"`
+			Kind       string   `json:"kind"`
+			Components []string `json:"components"`
 		}
 		if err := yaml.Unmarshal(b, &k); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if k.Kind != "Component" { // components render only as part of a kustomization
-			found = append(found, filepath.ToSlash(filepath.Dir(path)))
+		dir := filepath.Dir(path)
+		if k.Kind == "Component" { // components render only as part of a kustomization
+			components = append(components, filepath.ToSlash(dir))
+		} else {
+			found = append(found, filepath.ToSlash(dir))
+		}
+		for _, c := range k.Components {
+			used[filepath.ToSlash(filepath.Join(dir, c))] = true
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range components {
+		if !used[c] {
+			t.Errorf("component %s is included by no kustomization, so nothing renders and checks it", c)
+		}
 	}
 	var listed []string
 	for _, k := range kustomizations {
@@ -230,8 +255,8 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`Job/creditrecon-secrets-swapped: container creditrecon: DATABASE_URL must come from secretKeyRef creditrecon-db/database-url (not optional), is from creditrecon-db-owner/database-url`,
 		`env PGURL holds a database URL in plain text`,
 		`nothing mounted at /tmp`,
-		`CronJob/creditrecon-nightly-with-a-name-that-is-much-too-long: container creditrecon: --shard=0/2: creditrecon has no --shard flag`,
-		`container migrate: --shard: creditrecon has no --shard flag`,
+		`CronJob/creditrecon-nightly-with-a-name-that-is-much-too-long: container migrate: --shard: only ` + "`creditrecon run`" + ` takes --shard`,
+		`CronJob/creditrecon-nightly-with-a-name-that-is-much-too-long: --shard 0/2 outside an Indexed Job`,
 		`serviceAccountName is "default", want "creditrecon"`,
 		// the nightly and the weekly full run
 		`CronJob/creditrecon-nightly and CronJob/creditrecon-weekly-full: can run at once: on Sunday 2026-01-04 from 00:30 to 05:31 and from 03:00 to 08:00`,
@@ -239,13 +264,32 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`CronJob/creditrecon-weekly-full: spec.failedJobsHistoryLimit is 1, CronJob/creditrecon-nightly's 5`,
 		`CronJob/creditrecon-weekly-full: spec.jobTemplate.spec.template.spec.initContainers[0].securityContext.readOnlyRootFilesystem is false, CronJob/creditrecon-nightly's true`,
 		// a run Job
-		`Job/creditrecon-run-broken: completionMode Indexed`,
-		`Job/creditrecon-run-broken: completions 3 and parallelism 2`,
+		`Job/creditrecon-run-broken: completionMode Indexed, but the args do not shard the work`,
+		`Job/creditrecon-run-broken: completions 3 and parallelism 2: want both N`,
 		`no activeDeadlineSeconds`,
 		`no podFailurePolicy`,
 		`/tmp is volume "tmp" with no sizeLimit`,
 		`resources: memory request 512Mi is above its limit 256Mi`,
-		`Job/creditrecon-run-broken: args refer to $(JOB_COMPLETION_INDEX), which is not defined`,
+		// sharded run Jobs
+		`CronJob/creditrecon-sharded-nightly-whose-name-is-fifty-one: name is 51 characters, want a DNS-1123 subdomain of at most 50`,
+		`Job/creditrecon-shard-not-indexed: --shard $(JOB_COMPLETION_INDEX)/2 outside an Indexed Job`,
+		`Job/creditrecon-shard-not-indexed: args refer to $(JOB_COMPLETION_INDEX), which is not defined`,
+		`Job/creditrecon-shard-not-indexed: completions 2 and parallelism 2: want one pod at a time`,
+		`Job/creditrecon-shard-not-indexed: backoffLimitPerIndex requires completionMode Indexed`,
+		`Job/creditrecon-shard-not-indexed: maxFailedIndexes requires completionMode Indexed`,
+		`Job/creditrecon-shard-literal: --shard 0/4: a fixed index`,
+		`Job/creditrecon-shard-literal: completionMode Indexed without backoffLimitPerIndex`,
+		`Job/creditrecon-shard-literal: podFailurePolicy.rules[1]: action FailIndex requires backoffLimitPerIndex`,
+		`Job/creditrecon-shard-mismatch: --shard $(JOB_COMPLETION_INDEX)/3: N is 3, completions 4`,
+		`Job/creditrecon-shard-mismatch: completions 4 and parallelism 2: want both N`,
+		`Job/creditrecon-shard-mismatch: backoffLimit 2 would fail the Job before every shard has used its backoffLimitPerIndex`,
+		`Job/creditrecon-shard-mismatch: maxFailedIndexes 5 is above completions 4`,
+		`Job/creditrecon-shard-zero: --shard $(JOB_COMPLETION_INDEX)/0: N must be a positive integer`,
+		`Job/creditrecon-shard-twice: --shard given 2 times`,
+		`Job/creditrecon-shard-bad-form: --shard "$(JOB_COMPLETION_INDEX)-of-2": want $(JOB_COMPLETION_INDEX)/N`,
+		`Job/creditrecon-backfill-sharded: --shard: only ` + "`creditrecon run`" + ` takes --shard`,
+		`Job/creditrecon-backfill-sharded: completionMode Indexed, but the args do not shard the work`,
+		`Job/creditrecon-shard-job-whose-name-leaves-no-room-for-pod-indexes: name and "-9" are not a valid DNS-1123 label`,
 		// backfill Job
 		`Job/creditrecon-backfill-broken: --from 2026-02-01 is after --to 2026-01-01`,
 		`args refer to $(REDO), which is not defined`,
@@ -321,6 +365,141 @@ func TestDatabaseSecretPerContainer(t *testing.T) {
 			if gotMigrate != tt.wantMigrate || gotRun != tt.wantRun {
 				t.Errorf("migrate from %s, run from %s: reported for migrate %v, for the run %v; want %v, %v",
 					tt.migrate, tt.run, gotMigrate, gotRun, tt.wantMigrate, tt.wantRun)
+			}
+		})
+	}
+}
+
+// TestShardedNightly takes the CronJobs as overlays/production-sharded renders them, breaks the
+// sharded nightly run in each way a patch could, and requires each break to be reported; as
+// shipped, nothing is.
+func TestShardedNightly(t *testing.T) {
+	var nightly, weekly object
+	for _, o := range renderObjects(t, "overlays/production-sharded") {
+		switch o.id() {
+		case "CronJob/" + nightlyCronJob:
+			nightly = o
+		case "CronJob/" + weeklyFullCronJob:
+			weekly = o
+		}
+	}
+	if nightly.value == nil || weekly.value == nil {
+		t.Fatalf("overlays/production-sharded renders no CronJob/%s or no CronJob/%s", nightlyCronJob, weeklyFullCronJob)
+	}
+	runOf := func(cj *batchv1.CronJob) *corev1.Container {
+		pod := &cj.Spec.JobTemplate.Spec.Template.Spec
+		i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer })
+		if i < 0 {
+			t.Fatalf("CronJob/%s: no container %q", cj.Name, mainContainer)
+		}
+		return &pod.Containers[i]
+	}
+	if !isIndexed(&nightly.value.(*batchv1.CronJob).Spec.JobTemplate.Spec) {
+		t.Fatalf("overlays/production-sharded: CronJob/%s is not an Indexed Job", nightlyCronJob)
+	}
+	ptr := func(i int32) *int32 { return &i }
+	tests := []struct {
+		name                 string
+		breakNightly, breakW func(*batchv1.CronJob)
+		want                 string // a problem that must be reported; "" for none at all
+	}{
+		{name: "as shipped"},
+		{
+			name:         "fixed index",
+			breakNightly: func(cj *batchv1.CronJob) { runOf(cj).Args = []string{"run", "--shard", "0/4"} },
+			want:         "CronJob/creditrecon-nightly: --shard 0/4: a fixed index",
+		},
+		{
+			name:         "flag form with =",
+			breakNightly: func(cj *batchv1.CronJob) { runOf(cj).Args = []string{"run", "--shard=$(JOB_COMPLETION_INDEX)/4"} },
+		},
+		{
+			name:         "N is not completions",
+			breakNightly: func(cj *batchv1.CronJob) { runOf(cj).Args = []string{"run", "--shard", "$(JOB_COMPLETION_INDEX)/8"} },
+			want:         "CronJob/creditrecon-nightly: --shard $(JOB_COMPLETION_INDEX)/8: N is 8, completions 4",
+		},
+		{
+			name:         "parallelism is not N",
+			breakNightly: func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.Parallelism = ptr(1) },
+			want:         "CronJob/creditrecon-nightly: completions 4 and parallelism 1: want both N",
+		},
+		{
+			name:         "no --shard",
+			breakNightly: func(cj *batchv1.CronJob) { runOf(cj).Args = []string{"run"} },
+			want:         "CronJob/creditrecon-nightly: completionMode Indexed, but the args do not shard the work",
+		},
+		{
+			name:         "another flag beside --shard",
+			breakNightly: func(cj *batchv1.CronJob) { runOf(cj).Args = append(runOf(cj).Args, "--full") },
+			want:         `CronJob/creditrecon-nightly: args ["run" "--shard" "$(JOB_COMPLETION_INDEX)/4" "--full"], want ["run"] (sharded: plus --shard $(JOB_COMPLETION_INDEX)/N)`,
+		},
+		{
+			name: "migrate with --shard",
+			breakNightly: func(cj *batchv1.CronJob) {
+				cj.Spec.JobTemplate.Spec.Template.Spec.InitContainers[0].Args = []string{"migrate", "--shard", "$(JOB_COMPLETION_INDEX)/4"}
+			},
+			want: "CronJob/creditrecon-nightly: container migrate: --shard: only `creditrecon run` takes --shard",
+		},
+		{
+			name:         "not Indexed",
+			breakNightly: func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.CompletionMode = nil },
+			want:         "CronJob/creditrecon-nightly: --shard $(JOB_COMPLETION_INDEX)/4 outside an Indexed Job",
+		},
+		{
+			name:         "the base's global backoffLimit",
+			breakNightly: func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.BackoffLimit = ptr(3) },
+			want:         "CronJob/creditrecon-nightly: backoffLimit 3 would fail the Job before every shard has used its backoffLimitPerIndex (3) retries",
+		},
+		{
+			name:         "a global backoffLimit that never cuts a shard short",
+			breakNightly: func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.BackoffLimit = ptr(15) },
+		},
+		{
+			name:         "no per-index retries",
+			breakNightly: func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.BackoffLimitPerIndex = nil },
+			want:         "CronJob/creditrecon-nightly: completionMode Indexed without backoffLimitPerIndex",
+		},
+		{
+			name: "exit code 2 fails only its index",
+			breakNightly: func(cj *batchv1.CronJob) {
+				cj.Spec.JobTemplate.Spec.PodFailurePolicy.Rules[0].Action = batchv1.PodFailurePolicyActionFailIndex
+			},
+			want: `CronJob/creditrecon-nightly: exit code 2 of container "creditrecon" does not fail the Job at once`,
+		},
+		{
+			name: "weekly full run sharded too",
+			breakW: func(cj *batchv1.CronJob) {
+				n := &nightly.value.(*batchv1.CronJob).Spec.JobTemplate.Spec
+				s := &cj.Spec.JobTemplate.Spec
+				s.CompletionMode, s.Completions, s.Parallelism, s.BackoffLimit, s.BackoffLimitPerIndex =
+					n.CompletionMode, n.Completions, n.Parallelism, n.BackoffLimit, n.BackoffLimitPerIndex
+				runOf(cj).Args = []string{"run", "--full", "--shard", "$(JOB_COMPLETION_INDEX)/4"}
+			},
+			want: `CronJob/creditrecon-weekly-full: args ["run" "--full" "--shard" "$(JOB_COMPLETION_INDEX)/4"], want ["run" "--full"]`,
+		},
+		{
+			name:   "weekly full run differs in more than sharding",
+			breakW: func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds = nil },
+			want:   "CronJob/creditrecon-weekly-full: spec.jobTemplate.spec.activeDeadlineSeconds is missing, CronJob/creditrecon-nightly's 14400",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, w := nightly, weekly
+			ncj, wcj := nightly.value.(*batchv1.CronJob).DeepCopy(), weekly.value.(*batchv1.CronJob).DeepCopy()
+			if tt.breakNightly != nil {
+				tt.breakNightly(ncj)
+			}
+			if tt.breakW != nil {
+				tt.breakW(wcj)
+			}
+			n.value, w.value = ncj, wcj
+			problems := check("production", []object{n, w})
+			switch {
+			case tt.want == "" && len(problems) > 0:
+				t.Errorf("got problems, want none:\n%s", strings.Join(problems, "\n"))
+			case tt.want != "" && !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tt.want) }):
+				t.Errorf("problems do not report %q; got:\n%s", tt.want, strings.Join(problems, "\n"))
 			}
 		})
 	}
@@ -522,13 +701,23 @@ func (c *checker) object(o object) {
 	switch v := o.value.(type) {
 	case *batchv1.CronJob:
 		// The CronJob controller appends 11 characters to name its Jobs, and Job names end up
-		// in 63-character label values.
-		if len(o.name) > 52 || !dns1123Subdomain.MatchString(o.name) {
-			c.errorf(where, "name is %d characters, want a DNS-1123 subdomain of at most 52", len(o.name))
+		// in 63-character label values. An Indexed Job's pods are named after the Job and
+		// their index, which must fit too.
+		suffix := indexSuffix(&v.Spec.JobTemplate.Spec)
+		if limit := 52 - len(suffix); len(o.name) > limit || !dns1123Subdomain.MatchString(o.name) {
+			why := ""
+			if suffix != "" {
+				why = fmt.Sprintf(" (the host names of its Jobs' pods end in %q)", suffix)
+			}
+			c.errorf(where, "name is %d characters, want a DNS-1123 subdomain of at most %d%s", len(o.name), limit, why)
 		}
 		c.cronJob(where, v)
 	case *batchv1.Job:
-		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
+		if suffix := indexSuffix(&v.Spec); suffix != "" {
+			if name := o.name + suffix; len(name) > 63 || !dns1123Label.MatchString(name) {
+				c.errorf(where, "name and %q are not a valid DNS-1123 label (at most 63 characters): the API server rejects an Indexed Job whose pods' host names would not be", suffix)
+			}
+		} else if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
 			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
 		}
 		c.jobSpec(where, &v.Spec)
@@ -576,9 +765,15 @@ func (c *checker) cronJob(where string, cj *batchv1.CronJob) {
 	}
 	if want, ok := cronJobArgs[cj.Name]; ok {
 		pod := &s.JobTemplate.Spec.Template.Spec
-		if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 &&
-			!slices.Equal(pod.Containers[i].Args, want) {
-			c.errorf(where, "args %q, want %q", pod.Containers[i].Args, want)
+		if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
+			args, sharded := pod.Containers[i].Args, ""
+			if cj.Name == shardableCronJob { // the shard flag is checked with the Job's spec
+				_, args = shardFlag(args)
+				sharded = " (sharded: plus --shard $(" + completionIndexVar + ")/N)"
+			}
+			if !slices.Equal(args, want) {
+				c.errorf(where, "args %q, want %q%s", pod.Containers[i].Args, want, sharded)
+			}
 		}
 	}
 	// `run` without --as-of takes today's 00:00 as its cutoff, on the day each pod starts. All
@@ -629,6 +824,13 @@ func (c *checker) cronJobsAgree(cronJobs []object) {
 	w.Schedule = nightly.Spec.Schedule
 	w.JobTemplate.ObjectMeta = nightly.Spec.JobTemplate.ObjectMeta
 	w.JobTemplate.Spec.Template.ObjectMeta = nightly.Spec.JobTemplate.Spec.Template.ObjectMeta
+	if n := &nightly.Spec.JobTemplate.Spec; isIndexed(n) {
+		// A sharded nightly run (components/sharded-nightly) has the settings of an Indexed Job,
+		// backoffLimit included; the weekly full run stays one pod with a backoffLimit of its own.
+		ws := &w.JobTemplate.Spec
+		ws.CompletionMode, ws.Completions, ws.Parallelism = n.CompletionMode, n.Completions, n.Parallelism
+		ws.BackoffLimit, ws.BackoffLimitPerIndex, ws.MaxFailedIndexes = n.BackoffLimit, n.BackoffLimitPerIndex, n.MaxFailedIndexes
+	}
 	nightlyPod, weeklyPod := &nightly.Spec.JobTemplate.Spec.Template.Spec, &w.JobTemplate.Spec.Template.Spec
 	i := slices.IndexFunc(nightlyPod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer })
 	j := slices.IndexFunc(weeklyPod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer })
@@ -642,7 +844,7 @@ func (c *checker) cronJobsAgree(cronJobs []object) {
 		return
 	}
 	for _, d := range jsonDiff("spec", got, want) {
-		c.errorf("CronJob/"+weeklyFullCronJob, "%s, CronJob/%s's %s: the two must differ only in schedule, args and labels",
+		c.errorf("CronJob/"+weeklyFullCronJob, "%s, CronJob/%s's %s: the two must differ only in schedule, args and labels (and, when the nightly run is sharded, in its Indexed Job settings)",
 			d.path+" is "+d.got, nightlyCronJob, d.want)
 	}
 }
@@ -746,7 +948,8 @@ func (c *checker) cronJobsTakeTurns(cronJobs []object) {
 }
 
 func (c *checker) jobSpec(where string, spec *batchv1.JobSpec) {
-	if spec.BackoffLimit == nil {
+	indexed := isIndexed(spec)
+	if spec.BackoffLimit == nil && (!indexed || spec.BackoffLimitPerIndex == nil) {
 		c.errorf(where, "no backoffLimit")
 	}
 	if spec.ActiveDeadlineSeconds == nil {
@@ -755,22 +958,70 @@ func (c *checker) jobSpec(where string, spec *batchv1.JobSpec) {
 	if spec.TTLSecondsAfterFinished == nil {
 		c.errorf(where, "no ttlSecondsAfterFinished: finished Jobs would pile up")
 	}
-	// creditrecon does not shard: one pod handles a night. More pods at once would each run the
-	// whole night, and all but one would find the advisory lock held and exit 3.
-	if spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion {
-		c.errorf(where, "completionMode Indexed: creditrecon does not shard a run over the pods of an Indexed Job")
-	}
-	if (spec.Completions != nil && *spec.Completions != 1) || (spec.Parallelism != nil && *spec.Parallelism != 1) {
-		c.errorf(where, "completions %s and parallelism %s: want one pod at a time (both unset or 1)",
-			optionalInt(spec.Completions), optionalInt(spec.Parallelism))
+	if indexed {
+		c.indexedJob(where, spec)
+	} else {
+		// Unsharded, one pod handles a night. More pods at once would each run the whole night,
+		// and all but one would find the advisory lock held and exit 3.
+		if (spec.Completions != nil && *spec.Completions != 1) || (spec.Parallelism != nil && *spec.Parallelism != 1) {
+			c.errorf(where, "completions %s and parallelism %s: want one pod at a time (both unset or 1); to shard a run, use an Indexed Job",
+				optionalInt(spec.Completions), optionalInt(spec.Parallelism))
+		}
+		if spec.BackoffLimitPerIndex != nil {
+			c.errorf(where, "backoffLimitPerIndex requires completionMode Indexed; the API server rejects it")
+		}
+		if spec.MaxFailedIndexes != nil {
+			c.errorf(where, "maxFailedIndexes requires completionMode Indexed; the API server rejects it")
+		}
 	}
 	pod := &spec.Template.Spec
 	c.podFailurePolicy(where, spec)
 	c.pod(where, pod)
 	if i := slices.IndexFunc(pod.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
-		c.command(where, &pod.Containers[i])
+		c.command(where, spec, &pod.Containers[i])
 	} else {
 		c.errorf(where, "no container named %q", mainContainer)
+	}
+}
+
+func isIndexed(spec *batchv1.JobSpec) bool {
+	return spec.CompletionMode != nil && *spec.CompletionMode == batchv1.IndexedCompletion
+}
+
+// indexSuffix returns what the Job controller appends to an Indexed Job's name for the host
+// names of its pods, "-" and the highest index; "" for other Jobs.
+func indexSuffix(spec *batchv1.JobSpec) string {
+	if !isIndexed(spec) || spec.Completions == nil || *spec.Completions < 1 {
+		return ""
+	}
+	return fmt.Sprintf("-%d", *spec.Completions-1)
+}
+
+// indexedJob checks the settings of an Indexed Job, which shards a run: one index, and one pod,
+// per shard (checker.shard checks the args).
+func (c *checker) indexedJob(where string, spec *batchv1.JobSpec) {
+	switch {
+	case spec.Completions == nil || *spec.Completions < 1:
+		c.errorf(where, "completionMode Indexed with completions %s: want N, the number of shards", optionalInt(spec.Completions))
+	case spec.Parallelism == nil || *spec.Parallelism != *spec.Completions: // parallelism defaults to 1
+		c.errorf(where, "completions %d and parallelism %s: want both N, so that every shard runs at once and the night ends within activeDeadlineSeconds",
+			*spec.Completions, optionalInt(spec.Parallelism))
+	}
+	switch {
+	case spec.BackoffLimitPerIndex == nil:
+		c.errorf(where, "completionMode Indexed without backoffLimitPerIndex: backoffLimit counts the failures of all shards together, so one failing shard would use up the others' retries")
+	case spec.BackoffLimit != nil && spec.Completions != nil:
+		// The Job fails at once when more than backoffLimit of its pods have failed, whichever
+		// their index; every index has used its retries after completions ×
+		// (backoffLimitPerIndex + 1) failures.
+		least := int64(*spec.Completions)*(int64(*spec.BackoffLimitPerIndex)+1) - 1
+		if int64(*spec.BackoffLimit) < least {
+			c.errorf(where, "backoffLimit %d would fail the Job before every shard has used its backoffLimitPerIndex (%d) retries: it counts the failures of all shards together. Leave it unset, or at least completions × (backoffLimitPerIndex + 1) - 1 = %d",
+				*spec.BackoffLimit, *spec.BackoffLimitPerIndex, least)
+		}
+	}
+	if m := spec.MaxFailedIndexes; m != nil && spec.Completions != nil && *m > *spec.Completions {
+		c.errorf(where, "maxFailedIndexes %d is above completions %d; the API server rejects it", *m, *spec.Completions)
 	}
 }
 
@@ -803,8 +1054,12 @@ func (c *checker) podFailurePolicy(where string, spec *batchv1.JobSpec) {
 		rw := fmt.Sprintf("%s: podFailurePolicy.rules[%d]", where, i)
 		switch r.Action {
 		case batchv1.PodFailurePolicyActionFailJob, batchv1.PodFailurePolicyActionIgnore, batchv1.PodFailurePolicyActionCount:
-		default: // FailIndex is for Indexed Jobs, which creditrecon does not use
-			c.errorf(rw, "action %q: want FailJob, Ignore or Count", r.Action)
+		case batchv1.PodFailurePolicyActionFailIndex:
+			if spec.BackoffLimitPerIndex == nil {
+				c.errorf(rw, "action FailIndex requires backoffLimitPerIndex; the API server rejects it")
+			}
+		default:
+			c.errorf(rw, "action %q: want FailJob, FailIndex, Ignore or Count", r.Action)
 		}
 		if (r.OnExitCodes == nil) == (len(r.OnPodConditions) == 0) {
 			c.errorf(rw, "want exactly one of onExitCodes and onPodConditions")
@@ -886,25 +1141,80 @@ func (c *checker) pod(where string, pod *corev1.PodSpec) {
 	for _, v := range pod.Volumes {
 		volumes[v.Name] = v
 	}
-	for _, ct := range slices.Concat(pod.InitContainers, pod.Containers) {
+	for i, ct := range slices.Concat(pod.InitContainers, pod.Containers) {
 		cw := fmt.Sprintf("%s: container %s", where, ct.Name)
 		c.image(cw, ct.Image)
 		c.securityContext(cw, pod.SecurityContext, ct.SecurityContext)
 		c.resources(cw, ct.Resources)
 		c.envVars(cw, &ct, databaseSecret(ct.Name))
 		c.tmp(cw, &ct, volumes)
-		c.noShard(cw, &ct)
+		if i < len(pod.InitContainers) || ct.Name != mainContainer { // command checks the main one's
+			c.noShard(cw, &ct)
+		}
 	}
 }
 
-// noShard rejects --shard in any form: sharding over an Indexed Job is not implemented, and
-// creditrecon rejects an unknown flag with exit code 2.
+// noShard rejects --shard in any form in a container that does not run `creditrecon run`:
+// no other subcommand has the flag, and creditrecon rejects an unknown flag with exit code 2.
 func (c *checker) noShard(where string, ct *corev1.Container) {
 	for _, a := range slices.Concat(ct.Command, ct.Args) {
 		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
 		if name != a && (name == "shard" || strings.HasPrefix(name, "shard=")) {
-			c.errorf(where, "%s: creditrecon has no --shard flag (sharding is not implemented) and would exit %d", a, exitUsage)
+			c.errorf(where, "%s: only `creditrecon run` takes --shard; this container would exit %d", a, exitUsage)
 		}
+	}
+}
+
+// shardFlag returns the values of the --shard flags in args, in any of the forms Go's flag
+// package accepts (-shard=v, --shard=v, -shard v, --shard v; "" for a --shard without a value),
+// and the other args.
+func shardFlag(args []string) (values, rest []string) {
+	for i := 0; i < len(args); i++ {
+		name := strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-")
+		v, isAssign := strings.CutPrefix(name, "shard=")
+		switch {
+		case name == args[i] || (name != "shard" && !isAssign):
+			rest = append(rest, args[i])
+		case isAssign:
+			values = append(values, v)
+		case i+1 < len(args):
+			values = append(values, args[i+1])
+			i++
+		default:
+			values = append(values, "")
+		}
+	}
+	return values, rest
+}
+
+var (
+	// shardValue is what --shard must be in an Indexed Job: each pod's own index, and N.
+	shardValue = regexp.MustCompile(`^\$\(` + completionIndexVar + `\)/([0-9]+)$`)
+	// fixedShard is an index written out, the same in every pod.
+	fixedShard = regexp.MustCompile(`^[0-9]+/[0-9]+$`)
+)
+
+// shard checks the value of `run --shard` in an Indexed Job: $(JOB_COMPLETION_INDEX)/N, with one
+// index per shard. A shard without an index would never run, an index without a shard would
+// exit 2, and with either no shard would find all N committed to merge the reports.
+func (c *checker) shard(where string, spec *batchv1.JobSpec, v string) {
+	m := shardValue.FindStringSubmatch(v)
+	switch {
+	case fixedShard.MatchString(v):
+		c.errorf(where, "--shard %s: a fixed index, so every pod of the Indexed Job would run the same shard and the others would never run; want $(%s)/N",
+			v, completionIndexVar)
+		return
+	case m == nil:
+		c.errorf(where, "--shard %q: want $(%s)/N, N the number of shards", v, completionIndexVar)
+		return
+	}
+	n, err := strconv.ParseInt(m[1], 10, 32)
+	if err != nil || n < 1 {
+		c.errorf(where, "--shard %s: N must be a positive integer", v)
+		return
+	}
+	if spec.Completions == nil || int64(*spec.Completions) != n {
+		c.errorf(where, "--shard %s: N is %d, completions %s: want completions N, one index per shard", v, n, optionalInt(spec.Completions))
 	}
 }
 
@@ -1050,8 +1360,8 @@ func (c *checker) tmp(where string, ct *corev1.Container, volumes map[string]cor
 }
 
 // command checks the main container's arguments: the subcommand, and the flags each kind of
-// workload needs.
-func (c *checker) command(where string, ct *corev1.Container) {
+// workload needs. spec is its Job's.
+func (c *checker) command(where string, spec *batchv1.JobSpec, ct *corev1.Container) {
 	if len(ct.Command) > 0 {
 		c.errorf(where, "command %q replaces the image's entrypoint /creditrecon; set args", ct.Command)
 	}
@@ -1061,17 +1371,42 @@ func (c *checker) command(where string, ct *corev1.Container) {
 		return
 	}
 	// Kubernetes expands $(VAR) in args from the container's environment and leaves an
-	// undefined reference as it is, which the binary would then reject or misread.
-	defined := map[string]bool{}
+	// undefined reference as it is, which the binary would then reject or misread. The Job
+	// controller adds JOB_COMPLETION_INDEX to it in an Indexed Job.
+	indexed := isIndexed(spec)
+	defined := map[string]bool{completionIndexVar: indexed}
 	for _, e := range ct.Env {
 		defined[e.Name] = true
 	}
 	for _, a := range args {
 		for _, m := range variableRef.FindAllStringSubmatch(a, -1) {
 			if !defined[m[1]] {
-				c.errorf(where, "args refer to $(%s), which is not defined in the container's environment", m[1])
+				hint := ""
+				if m[1] == completionIndexVar {
+					hint = " (the Job controller sets it only in an Indexed Job)"
+				}
+				c.errorf(where, "args refer to $(%s), which is not defined in the container's environment%s", m[1], hint)
 			}
 		}
+	}
+
+	// Sharding: `run --shard $(JOB_COMPLETION_INDEX)/N` in an Indexed Job of N pods, and an
+	// Indexed Job only for that.
+	shards, _ := shardFlag(args)
+	switch {
+	case len(shards) > 0 && args[0] != "run":
+		c.errorf(where, "--shard: only `creditrecon run` takes --shard; `creditrecon %s` would exit %d", args[0], exitUsage)
+	case len(shards) > 1:
+		c.errorf(where, "--shard given %d times, want once", len(shards))
+	case len(shards) == 1 && !indexed:
+		c.errorf(where, "--shard %s outside an Indexed Job: want completionMode Indexed, completions and parallelism N, and --shard $(%s)/N",
+			shards[0], completionIndexVar)
+	case len(shards) == 1:
+		c.shard(where, spec, shards[0])
+	}
+	if indexed && (args[0] != "run" || len(shards) == 0) {
+		c.errorf(where, "completionMode Indexed, but the args do not shard the work (`run --shard $(%s)/N`): each pod would do all of it, and all but one would find the lock held and exit 3",
+			completionIndexVar)
 	}
 
 	switch args[0] {

@@ -68,6 +68,7 @@ func (t ProgramTotals) MarshalJSON() ([]byte, error) {
 // ManifestInfo is what the caller knows about a report set before its rows are streamed.
 type ManifestInfo struct {
 	RunID        int64
+	ShardRunIDs  []int64         // a sharded night: every shard's run, in shard order
 	AsOf         time.Time       // the cutoff
 	BusinessDate string          // YYYY-MM-DD, the day before the cutoff
 	Parameters   json.RawMessage // the program parameters the run used
@@ -85,6 +86,7 @@ type ManifestInfo struct {
 // Manifest is the content of manifest.json.
 type Manifest struct {
 	RunID         int64                    `json:"run_id"`
+	ShardRunIDs   []int64                  `json:"shard_run_ids,omitempty"`
 	AsOf          time.Time                `json:"as_of"`
 	BusinessDate  string                   `json:"business_date"`
 	Version       string                   `json:"version"`
@@ -177,6 +179,7 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 	}
 	man := Manifest{
 		RunID:         m.RunID,
+		ShardRunIDs:   m.ShardRunIDs,
 		AsOf:          m.AsOf.UTC(),
 		BusinessDate:  m.BusinessDate,
 		Version:       m.Version,

@@ -125,22 +125,40 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 // Lock pins a connection and takes the run lock on it without waiting: jobs.ErrLocked when
-// another session holds it.
-func (s *Store) Lock(ctx context.Context) (jobs.Session, error) {
+// another session holds it. An unsharded run holds the run lock exclusively; a shard holds it
+// shared, so that the shards of a night run together, and holds its own shard's lock
+// exclusively.
+func (s *Store) Lock(ctx context.Context, shard jobs.Shard) (jobs.Session, error) {
 	conn, err := s.db.Connx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect for the run lock: %w", err)
 	}
+	take := "SELECT pg_try_advisory_lock(hashtext($1))"
+	args := []any{lockKey}
+	if shard.Sharded() {
+		take = "SELECT pg_try_advisory_lock_shared(hashtext($1)) AND pg_try_advisory_lock(hashtext($2), $3)"
+		args = append(args, fmt.Sprintf("%s.shard.%d", lockKey, shard.Count), shard.Index)
+	}
 	var ok bool
-	if err := conn.GetContext(ctx, &ok, "SELECT pg_try_advisory_lock(hashtext($1))", lockKey); err != nil {
+	if err := conn.GetContext(ctx, &ok, take, args...); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("take the run lock: %w", err)
 	}
 	if !ok {
-		conn.Close()
+		// The shared lock may have been taken without the shard's: a pooled connection must
+		// not keep it.
+		unlockAll(conn)
 		return nil, jobs.ErrLocked
 	}
-	return &Session{conn: conn, db: s.db}, nil
+	return &Session{conn: conn, db: s.db, shard: shard}, nil
+}
+
+// unlockAll releases a connection's advisory locks and returns it to the pool.
+func unlockAll(conn *sqlx.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn.ExecContext(ctx, "SELECT pg_advisory_unlock_all()")
+	return conn.Close()
 }
 
 // Snapshot runs fn on a repeatable-read transaction of a pooled connection, and rolls it back:
@@ -208,7 +226,7 @@ func (s *Store) Acceptance(ctx context.Context, referrerID string) (*jobs.Accept
 }
 
 const runColumns = `id, kind, as_of, status, started_at, finished_at, host, version, parameters,
-	usage_rows, anomalies, grants_written, amount_granted, totals, error`
+	usage_rows, anomalies, grants_written, amount_granted, totals, error, shard_index, shard_count`
 
 // Runs lists the newest runs first.
 func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
@@ -219,13 +237,14 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
 	return runs, nil
 }
 
-// BaseRun returns the newest run with a cutoff at or before asOf whose aggregates the next run
-// can extend, or nil.
-func (s *Store) BaseRun(ctx context.Context, asOf time.Time) (*jobs.BaseRun, error) {
+// BaseRun returns the newest run of shard with a cutoff at or before asOf whose aggregates the
+// next run of that shard can extend, or nil.
+func (s *Store) BaseRun(ctx context.Context, asOf time.Time, shard jobs.Shard) (*jobs.BaseRun, error) {
 	var b jobs.BaseRun
 	err := s.db.GetContext(ctx, &b, `SELECT id, as_of, started_at, seen_since, considered_before, fingerprint, aggregate_input
 		FROM recon_runs WHERE as_of <= $1 AND grants_committed_at IS NOT NULL AND seen_since IS NOT NULL
-		ORDER BY id DESC LIMIT 1`, asOf)
+		  AND shard_count IS NOT DISTINCT FROM $2 AND shard_index IS NOT DISTINCT FROM $3
+		ORDER BY id DESC LIMIT 1`, asOf, shardCount(shard), shardIndex(shard))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -245,24 +264,11 @@ func (s *Store) SucceededCutoffs(ctx context.Context, from, to time.Time) ([]tim
 	return out, nil
 }
 
-// LatestRun returns the newest run of a cutoff that committed its grants, or nil.
-func (s *Store) LatestRun(ctx context.Context, asOf time.Time) (*jobs.RunRecord, error) {
-	var r jobs.RunRecord
-	err := s.db.GetContext(ctx, &r, `SELECT `+runColumns+` FROM recon_runs
-		WHERE as_of = $1 AND grants_committed_at IS NOT NULL ORDER BY id DESC LIMIT 1`, asOf)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load latest run as_of=%s: %w", asOf.Format(time.RFC3339), translate(err))
-	}
-	return &r, nil
-}
-
 // Session is a pinned connection holding the run lock.
 type Session struct {
-	conn *sqlx.Conn
-	db   *sqlx.DB // the pool, for recording the end of a run whose connection died
+	conn  *sqlx.Conn
+	db    *sqlx.DB // the pool, for recording the end of a run whose connection died
+	shard jobs.Shard
 }
 
 // Snapshot runs fn on a repeatable-read transaction of the locked connection, rolled back.
@@ -279,10 +285,14 @@ func (s *Session) Transact(ctx context.Context, fn func(jobs.Snapshot) error) er
 // AbandonRunning marks as abandoned every run still "running": whoever ran them held this lock,
 // so they are dead.
 func (s *Session) AbandonRunning(ctx context.Context) (int64, error) {
+	// The lock held says whose runs are dead: every other run's for an unsharded run; for a
+	// shard, the unsharded runs' (the run lock is shared, so none is alive) and its own shard's.
 	res, err := s.conn.ExecContext(ctx, `UPDATE recon_runs
 		SET status = 'abandoned', finished_at = clock_timestamp(),
 		    error = 'the runner stopped without finishing (crash or kill); found by run ' || pg_backend_pid()
-		WHERE status = 'running'`)
+		WHERE status = 'running'
+		  AND ($1::integer IS NULL OR shard_count IS NULL OR (shard_count = $1 AND shard_index = $2))`,
+		shardCount(s.shard), shardIndex(s.shard))
 	if err != nil {
 		return 0, fmt.Errorf("mark abandoned runs: %w", translate(err))
 	}
@@ -293,8 +303,9 @@ func (s *Session) AbandonRunning(ctx context.Context) (int64, error) {
 func (s *Session) StartRun(ctx context.Context, r jobs.RunRecord) (int64, error) {
 	host, _ := os.Hostname()
 	var id int64
-	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, started_at, host, version, parameters)
-		VALUES ($1, $2, 'running', $3, $4, $5, $6) RETURNING id`, r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters)
+	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, started_at, host, version, parameters,
+		shard_index, shard_count) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8) RETURNING id`,
+		r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters, r.ShardIndex, r.ShardCount)
 	if err != nil {
 		return 0, fmt.Errorf("start run as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
 	}
@@ -345,12 +356,9 @@ func (s *Session) FinishRun(ctx context.Context, runID int64, status, errText st
 	return nil
 }
 
-// Close releases the lock by closing the session: a session lock ends with its connection.
+// Close releases the locks and returns the connection to the pool.
 func (s *Session) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.conn.ExecContext(ctx, "SELECT pg_advisory_unlock(hashtext($1))", lockKey)
-	return s.conn.Close()
+	return unlockAll(s.conn)
 }
 
 // Snapshot is a repeatable-read transaction.
@@ -391,7 +399,7 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
 	}
 	if base != nil {
-		reason, err := s.baseInvalid(ctx, base)
+		reason, err := s.baseInvalid(ctx, base, in.Shard)
 		if err != nil {
 			return res, err
 		}
@@ -424,11 +432,13 @@ func (s *Snapshot) aggregate(ctx context.Context, run int64, source string, in j
 	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
 		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
+	shards, shard := max(in.Shard.Count, 1), in.Shard.Index
 	if err := s.insertSelect(ctx, "run_referrals", usageQuery("aggregate_referrals", source), run, in.AsOf,
-		startArg(in.ReferralStart), startArg(in.ServerlessStart)); err != nil {
+		startArg(in.ReferralStart), startArg(in.ServerlessStart), shards, shard); err != nil {
 		return fmt.Errorf("aggregate referrals as_of=%s: %w", at, err)
 	}
-	if err := s.insertSelect(ctx, "run_templates", usageQuery("aggregate_templates", source), run, in.AsOf, startArg(in.TemplateStart)); err != nil {
+	if err := s.insertSelect(ctx, "run_templates", usageQuery("aggregate_templates", source), run, in.AsOf,
+		startArg(in.TemplateStart), shards, shard); err != nil {
 		return fmt.Errorf("aggregate templates as_of=%s: %w", at, err)
 	}
 	return nil
@@ -458,13 +468,15 @@ func (s *Snapshot) insertSelect(ctx context.Context, table, query string, args .
 	return nil
 }
 
-// baseInvalid says why base's aggregates cannot be extended, or "" when they can.
-func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string, error) {
+// baseInvalid says why base's aggregates (of shard) cannot be extended, or "" when they can.
+func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun, shard jobs.Shard) (string, error) {
 	// The base was chosen outside this snapshot (a dry run holds no lock): its aggregates are
-	// here as long as it is still the latest committed run of its cutoff.
+	// here as long as no newer run of its cutoff pruned them (see WriteGrants).
 	var latest bool
-	if err := s.tx.GetContext(ctx, &latest, `SELECT $1 = (SELECT max(id) FROM recon_runs
-		WHERE as_of = $2 AND grants_committed_at IS NOT NULL)`, base.ID, base.AsOf); err != nil {
+	if err := s.tx.GetContext(ctx, &latest, `SELECT NOT EXISTS (SELECT FROM recon_runs
+		WHERE as_of = $2 AND grants_committed_at IS NOT NULL AND id > $1
+		  AND (shard_count IS NULL OR (shard_count = $3 AND shard_index = $4)))`,
+		base.ID, base.AsOf, shardCount(shard), shardIndex(shard)); err != nil {
 		return "", fmt.Errorf("check base run %d: %w", base.ID, translate(err))
 	}
 	if !latest {
@@ -576,24 +588,61 @@ func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time,
 		runID, sum.UsageRows, sum.Anomalies, sum.Grants, sum.Amount, totals); err != nil {
 		return fmt.Errorf("record run %d counts: %w", runID, translate(err))
 	}
-	// Reports render from the latest run of a cutoff; older runs' aggregates of it go, and so
-	// do the seen rows of runs too old to be a base.
+	// Reports render from the latest runs of a cutoff; the aggregates of older runs of it that
+	// this run replaces go (an unsharded run replaces every run, a shard the same shard's), and
+	// so do the seen rows of runs too old to be a base.
 	if _, err := s.tx.ExecContext(ctx, `DELETE FROM run_seen WHERE run_id IN
 		(SELECT id FROM recon_runs WHERE id < $1 AND started_at < now() - interval '31 days')`, runID); err != nil {
 		return fmt.Errorf("prune run_seen: %w", translate(err))
 	}
 	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen"} {
 		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
-			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2)`, asOf, runID); err != nil {
+			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2
+			  AND ($3::integer IS NULL OR (shard_count = $3 AND shard_index = $4)))`,
+			asOf, runID, shardCount(sum.Shard), shardIndex(sum.Shard)); err != nil {
 			return fmt.Errorf("prune %s of older runs as_of=%s: %w", table, asOf.Format(time.RFC3339), translate(err))
 		}
 	}
 	return nil
 }
 
-// Anomalies streams a run's anomalies in usage id order.
-func (s *Snapshot) Anomalies(ctx context.Context, runID int64, fn func(jobs.Anomaly) error) error {
-	return streamArgs(ctx, s.tx, "list anomalies", query("anomalies_list"), []any{s.run(runID)}, func(rows *sqlx.Rows) error {
+// ReportRuns returns the runs the reports of a cutoff render from, nil when no run of it
+// committed, or a *jobs.ShardsIncompleteError when its newest runs are shards and some shard is
+// missing.
+func (s *Snapshot) ReportRuns(ctx context.Context, asOf time.Time) (*jobs.ReportSet, error) {
+	var runs []jobs.RunRecord
+	if err := s.tx.SelectContext(ctx, &runs, strings.ReplaceAll(query("report_runs"), "{{columns}}", runColumns), asOf); err != nil {
+		return nil, fmt.Errorf("find the runs of as_of=%s: %w", asOf.Format(time.RFC3339), translate(err))
+	}
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	if shard := runs[0].Shard(); shard.Sharded() {
+		have := map[int]bool{}
+		for _, r := range runs {
+			have[r.Shard().Index] = true
+		}
+		var missing []int
+		for i := range shard.Count {
+			if !have[i] {
+				missing = append(missing, i)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, &jobs.ShardsIncompleteError{Count: shard.Count, Missing: missing}
+		}
+	}
+	set := &jobs.ReportSet{Runs: runs}
+	if err := s.tx.GetContext(ctx, &set.Anomalies, `SELECT count(DISTINCT usage_event_id) FROM run_anomalies WHERE run_id = ANY($1)`,
+		pq.Array(set.IDs())); err != nil {
+		return nil, fmt.Errorf("count anomalies of runs %v: %w", set.IDs(), translate(err))
+	}
+	return set, nil
+}
+
+// Anomalies streams the anomalies of runs in usage id order, each row once.
+func (s *Snapshot) Anomalies(ctx context.Context, runIDs []int64, fn func(jobs.Anomaly) error) error {
+	return streamArgs(ctx, s.tx, "list anomalies", query("anomalies_list"), []any{pq.Array(runIDs)}, func(rows *sqlx.Rows) error {
 		var a jobs.Anomaly
 		if err := rows.StructScan(&a); err != nil {
 			return err
@@ -708,7 +757,26 @@ func (s *Snapshot) GrantTotals(ctx context.Context, asOf time.Time) (map[reconci
 
 // args are the arguments of the account queries: run, cutoff, beneficiary.
 func (s *Snapshot) args(q jobs.Query) []any {
-	return []any{s.run(q.RunID), q.AsOf, nullString(q.Beneficiary)}
+	runs := q.Runs
+	if len(runs) == 0 {
+		runs = []int64{s.run(q.RunID)}
+	}
+	return []any{pq.Array(runs), q.AsOf, nullString(q.Beneficiary), max(q.Shard.Count, 1), q.Shard.Index}
+}
+
+// shardCount and shardIndex are a run's shard columns: NULL when it is unsharded.
+func shardCount(s jobs.Shard) any {
+	if !s.Sharded() {
+		return nil
+	}
+	return s.Count
+}
+
+func shardIndex(s jobs.Shard) any {
+	if !s.Sharded() {
+		return nil
+	}
+	return s.Index
 }
 
 func streamArgs(ctx context.Context, tx *sqlx.Tx, what, text string, args []any, fn func(*sqlx.Rows) error) error {

@@ -53,6 +53,9 @@ func TestBadFlagsAndSettings(t *testing.T) {
 	}{
 		// Flags.
 		{name: "unknown flag", args: []string{"run", "--as-of", asOf, "--bogus"}, names: []string{"-bogus"}},
+		{name: "shard index out of range", args: []string{"run", "--as-of", asOf, "--shard", "4/4"}, names: []string{"shard:", "4/4"}},
+		{name: "shard not I/N", args: []string{"run", "--as-of", asOf, "--shard", "$(JOB_COMPLETION_INDEX)/4"}, names: []string{"shard:", "JOB_COMPLETION_INDEX"}},
+		{name: "shard empty", args: []string{"run", "--as-of", asOf, "--shard", ""}, names: []string{"shard:"}},
 		{name: "bool flag not a bool", args: []string{"run", "--dry-run=maybe"}, names: []string{"-dry-run"}},
 		{name: "int flag a fraction", args: []string{"run", "--referral-min-referrals", "1.5"}, names: []string{"referral-min-referrals", "1.5"}},
 		{name: "decimal flag not a number", args: []string{"run", "--max-event-amount", "lots"}, names: []string{"max-event-amount", "lots"}},

@@ -419,8 +419,8 @@ func TestRunsNewestFirst(t *testing.T) {
 	}
 	for i, want := range []struct{ id, asOf string }{{"3", "2026-02-01T00:00:00Z"}, {"2", "2026-03-01T00:00:00Z"}, {"1", "2026-01-09T00:00:00Z"}} {
 		f := strings.Fields(lines[i+1])
-		if f[0] != want.id || f[2] != want.asOf || f[3] != "succeeded" {
-			t.Errorf("runs line %d: got %q, want run %s as of %s, succeeded", i+1, lines[i+1], want.id, want.asOf)
+		if f[0] != want.id || f[2] != "-" || f[3] != want.asOf || f[4] != "succeeded" {
+			t.Errorf("runs line %d: got %q, want unsharded run %s as of %s, succeeded", i+1, lines[i+1], want.id, want.asOf)
 		}
 	}
 

@@ -12,7 +12,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [flags]",
+	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [--full] [--shard I/N] [flags]",
 		"creditrecon run --as-of 2026-02-01 --dry-run")
 	s := &settings{fs: fs}
 	var rs runnerSettings
@@ -20,12 +20,19 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	asOf := fs.String("as-of", "", "cutoff: DATE (YYYY-MM-DD, 00:00 in --timezone) or TIME (RFC 3339); default today 00:00")
 	dryRun := fs.Bool("dry-run", false, "print the grants the run would write, and write nothing")
 	full := fs.Bool("full", false, "read the whole usage history instead of extending the last run's aggregates")
+	shardFlag := fs.String("shard", "", "process only the accounts of shard I of N (I/N, e.g. $(JOB_COMPLETION_INDEX)/4 in an Indexed Job); the last shard to finish writes the reports")
 	err := s.parseNone("run", args)
 	if err != nil {
 		return err
 	}
 	if err := rs.validate(); err != nil {
 		return err
+	}
+	var shard jobs.Shard
+	if *shardFlag != "" || flagSet(fs, "shard") {
+		if shard, err = jobs.ParseShard(*shardFlag); err != nil {
+			return usageErrorf("%v", err)
+		}
 	}
 	cutoff := jobs.Nightly(e.now(), rs.cfg.Location)
 	// An explicit --as-of "" (an unset variable in a script or manifest) is an error, not
@@ -44,7 +51,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeRunner()
-	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun, Full: *full})
+	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun, Full: *full, Shard: shard})
 	if err != nil {
 		log.Error("run failed", "as_of", cutoff, "error", err.Error())
 		return fmt.Errorf("run as_of=%s: %w", cutoff.Format(time.RFC3339), err)
@@ -58,7 +65,11 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 }
 
 func printPlan(w io.Writer, p jobs.Plan, date string) {
-	fmt.Fprintf(w, "DRY RUN as of %s (business date %s): nothing written.\n\n", p.Summary.AsOf.Format(time.RFC3339), date)
+	shard := ""
+	if p.Summary.Shard.Sharded() {
+		shard = " of shard " + p.Summary.Shard.String()
+	}
+	fmt.Fprintf(w, "DRY RUN%s as of %s (business date %s): nothing written.\n\n", shard, p.Summary.AsOf.Format(time.RFC3339), date)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROGRAM\tBENEFICIARY\tACCOUNT\tAMOUNT_USD\tGRANTED_BEFORE\tEARNED_USD\tIDEMPOTENCY_KEY")
 	for _, g := range p.Grants {
@@ -76,8 +87,12 @@ func printPlan(w io.Writer, p jobs.Plan, date string) {
 
 func printSummary(w io.Writer, res *jobs.Result, date string) {
 	s := res.Plan.Summary
-	fmt.Fprintf(w, "run %d as of %s (business date %s): %d grants, %s USD\n",
-		res.RunID, s.AsOf.Format(time.RFC3339), date, s.Grants, s.Amount.StringFixed(2))
+	shard := ""
+	if s.Shard.Sharded() {
+		shard = " shard " + s.Shard.String()
+	}
+	fmt.Fprintf(w, "run %d%s as of %s (business date %s): %d grants, %s USD\n",
+		res.RunID, shard, s.AsOf.Format(time.RFC3339), date, s.Grants, s.Amount.StringFixed(2))
 	printTotals(w, s)
 }
 

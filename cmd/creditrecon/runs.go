@@ -44,13 +44,17 @@ func cmdRuns(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tAS_OF\tSTATUS\tSTARTED\tDURATION\tUSAGE_ROWS\tANOMALIES\tGRANTS\tAMOUNT_USD\tERROR")
+	fmt.Fprintln(tw, "ID\tKIND\tSHARD\tAS_OF\tSTATUS\tSTARTED\tDURATION\tUSAGE_ROWS\tANOMALIES\tGRANTS\tAMOUNT_USD\tERROR")
 	for _, r := range runs {
 		duration := "-"
 		if r.FinishedAt != nil {
 			duration = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, r.AsOf.UTC().Format(time.RFC3339), r.Status,
+		shard := r.Shard().String()
+		if shard == "" {
+			shard = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, shard, r.AsOf.UTC().Format(time.RFC3339), r.Status,
 			r.StartedAt.UTC().Format(time.RFC3339), duration, orDash(r.UsageRows), orDash(r.Anomalies), orDash(r.GrantsWritten),
 			orDash(r.AmountGranted), orDash(r.Error))
 	}

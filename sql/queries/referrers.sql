@@ -1,21 +1,27 @@
--- Referral Program accounts of run $1 as of its cutoff $2 (SPEC 2.2): referrals before the
--- cutoff, their spend, acceptance, and grants. $3 only this referrer (NULL: all).
+-- Referral Program accounts of runs $1 as of their cutoff $2 (SPEC 2.2): referrals before the
+-- cutoff, their spend, acceptance, and grants. $3 only this referrer (NULL: all); $4/$5 only the
+-- referrers of this shard (count 1: all). A sharded run's referrals count for the referrers of
+-- its own shard: the shards of a night, read together, count each referral once.
 WITH counts AS (
   SELECT referrer_id, count(*) AS referrals
     FROM referrals
    WHERE referred_at < $2 AND referrer_id <> referred_user_id
      AND ($3::text IS NULL OR referrer_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(referrer_id, $4) = $5)
    GROUP BY referrer_id
 ), spend AS (
-  SELECT referrer_id, sum(usage_rows) AS usage_rows, sum(spend_usd) AS spend
-    FROM run_referrals
-   WHERE run_id = $1 AND ($3::text IS NULL OR referrer_id = $3)
-   GROUP BY referrer_id
+  SELECT a.referrer_id, sum(a.usage_rows) AS usage_rows, sum(a.spend_usd) AS spend
+    FROM run_referrals a
+    LEFT JOIN recon_runs r ON r.id = a.run_id
+   WHERE a.run_id = ANY($1) AND ($3::text IS NULL OR a.referrer_id = $3)
+     AND (r.shard_count IS NULL OR creditrecon_shard(a.referrer_id, r.shard_count) = r.shard_index)
+   GROUP BY a.referrer_id
 ), granted AS (
   SELECT account_id AS referrer_id, sum(amount_usd) AS granted,
          coalesce(sum(amount_usd) FILTER (WHERE as_of <= $2), 0) AS granted_as_of
     FROM credit_grants
    WHERE program = 'referral' AND ($3::text IS NULL OR account_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(account_id, $4) = $5)
    GROUP BY account_id
 )
 SELECT referrer_id,

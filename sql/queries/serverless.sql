@@ -1,11 +1,16 @@
--- Serverless Referral Program accounts of run $1 as of its cutoff $2 (SPEC 2.1): per referral
+-- Serverless Referral Program accounts of runs $1 as of their cutoff $2 (SPEC 2.1): per referral
 -- with serverless usage or a bonus granted, the spend and the bonuses granted per role.
--- $3 only referrals where this user is referrer or referred (NULL: all).
+-- $3 only referrals where this user is referrer or referred (NULL: all); $4/$5 only the
+-- referred users of this shard (count 1: all). A sharded run's referrals count for the referred
+-- users of its own shard.
 WITH spend AS (
-  SELECT referred_user_id, referrer_id, serverless_rows AS usage_rows, serverless_usd AS spend
-    FROM run_referrals
-   WHERE run_id = $1 AND serverless_rows > 0
-     AND ($3::text IS NULL OR referrer_id = $3 OR referred_user_id = $3)
+  SELECT a.referred_user_id, a.referrer_id, a.serverless_rows AS usage_rows, a.serverless_usd AS spend
+    FROM run_referrals a
+    LEFT JOIN recon_runs r ON r.id = a.run_id
+   WHERE a.run_id = ANY($1) AND a.serverless_rows > 0
+     AND ($3::text IS NULL OR a.referrer_id = $3 OR a.referred_user_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(a.referred_user_id, $4) = $5)
+     AND (r.shard_count IS NULL OR creditrecon_shard(a.referred_user_id, r.shard_count) = r.shard_index)
 ), granted AS (
   SELECT account_id AS referred_user_id,
          max(beneficiary_id) FILTER (WHERE role = 'referrer') AS referrer_id,
@@ -16,6 +21,7 @@ WITH spend AS (
     FROM credit_grants
    WHERE program = 'serverless_referral'
      AND ($3::text IS NULL OR account_id = $3 OR beneficiary_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(account_id, $4) = $5)
    GROUP BY account_id
 )
 SELECT referred_user_id,
