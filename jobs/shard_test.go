@@ -246,3 +246,30 @@ func TestShardLocks(t *testing.T) {
 	}
 	all.Close()
 }
+
+// TestCrashedShardIsAbandonedByItsShard: a shard marks its own crashed runs and unsharded ones
+// abandoned, never another shard's, which may be running.
+func TestCrashedShardIsAbandonedByItsShard(t *testing.T) {
+	f := newFixture(t)
+	f.exec(`INSERT INTO recon_runs (kind, as_of, status, parameters, shard_index, shard_count) VALUES
+		('run', '2026-01-01', 'running', '{}', 0, 2), ('run', '2026-01-01', 'running', '{}', 1, 2),
+		('run', '2026-01-01', 'running', '{}', NULL, NULL)`)
+	if _, err := f.r.Run(context.Background(), jobs.RunOptions{AsOf: date("2026-02-01"), Shard: jobs.Shard{Index: 0, Count: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	var statuses []string
+	if err := f.db.Select(&statuses, `SELECT status FROM recon_runs ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"abandoned", "running", "abandoned", "succeeded"}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Errorf("after shard 0/2: statuses %v, want %v", statuses, want)
+	}
+	f.run("2026-02-01")
+	statuses = nil
+	if err := f.db.Select(&statuses, `SELECT status FROM recon_runs ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"abandoned", "abandoned", "abandoned", "succeeded", "succeeded"}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Errorf("after an unsharded run: statuses %v, want %v", statuses, want)
+	}
+}

@@ -506,6 +506,10 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 	if _, err := s.tx.ExecContext(ctx, query("delta_prepare"), in.AsOf, base.AsOf, base.ID, base.SeenSince, in.Latest, seenSince); err != nil {
 		return res, fmt.Errorf("read usage since base run %d: %w", base.ID, translate(err))
 	}
+	// Autovacuum never analyzes a temporary table: without statistics the joins below guess.
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta"); err != nil {
+		return res, fmt.Errorf("analyze the usage since base run %d: %w", base.ID, translate(err))
+	}
 	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
 	delta := s.scratch - 1<<32
 	if err := s.aggregate(ctx, delta, "(SELECT * FROM run_delta WHERE counted)", in); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -444,5 +446,63 @@ func TestRunsNewestFirst(t *testing.T) {
 	// nothing: the sums are one run's.
 	if got := readGrants(t, db); diffGrants(got, fixtureGrants) != "" || got.Count != 6 {
 		t.Errorf("grants after runs at three cutoffs: %d, want 6\n%s", got.Count, diffGrants(got, fixtureGrants))
+	}
+}
+
+// TestShardedNight runs the fixture's night as two shard processes at once, as an Indexed Job
+// does: together they write the grants and keys of one unsharded run, the last one out writes
+// one set of reports with one manifest naming both runs, a shard run again writes nothing, and
+// a held shard exits 3.
+func TestShardedNight(t *testing.T) {
+	db, dsn := newFixture(t)
+	env := dbEnv(t, dsn)
+	dir := strings.TrimPrefix(env[1], "REPORTS_URL=file://")
+	procs := []*proc{startProc(t, env, "run", "--as-of", cutoff, "--shard", "0/2"), startProc(t, env, "run", "--as-of", cutoff, "--shard", "1/2")}
+	for i, p := range procs {
+		if code := p.wait(t); code != exitcode.OK {
+			t.Fatalf("shard %d/2: exit %d\nstderr:\n%s", i, code, p.stderr.String())
+		}
+	}
+	if got := readGrants(t, db); diffGrants(got, fixtureGrants) != "" || got.Count != fixtureGrants.Count {
+		t.Fatalf("grants of both shards: %d, want %d\n%s", got.Count, fixtureGrants.Count, diffGrants(got, fixtureGrants))
+	}
+	if got := grantKeys(t, db); !slices.Equal(got, fixtureKeys) {
+		t.Errorf("idempotency keys: got %q, want %q", got, fixtureKeys)
+	}
+	checkLedger(t, db)
+	body, err := os.ReadFile(filepath.Join(dir, "dt=2026-02-28", "manifest.json"))
+	if err != nil {
+		t.Fatalf("no merged manifest after both shards: %v", err)
+	}
+	var man struct {
+		ShardRunIDs []int64 `json:"shard_run_ids"`
+	}
+	if err := json.Unmarshal(body, &man); err != nil || len(man.ShardRunIDs) != 2 {
+		t.Errorf("manifest shard_run_ids %v (%v), want both shards' runs", man.ShardRunIDs, err)
+	}
+
+	code, stdout, stderr := runProc(t, env, "run", "--as-of", cutoff, "--shard", "1/2")
+	if code != exitcode.OK || !strings.Contains(stdout, "shard 1/2") || !strings.Contains(stdout, ": 0 grants, 0.00 USD") {
+		t.Errorf("shard 1/2 again: exit %d, want 0 and 0 grants\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runProc(t, env, "runs")
+	if code != exitcode.OK || strings.Count(stdout, " 1/2 ") != 2 || strings.Count(stdout, " 0/2 ") != 1 {
+		t.Errorf("runs: want the shard of each run listed\n%s", stdout)
+	}
+
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtext('creditrecon.run.shard.2'), 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runProc(t, env, "run", "--as-of", cutoff, "--shard", "1/2"); code != exitcode.Locked {
+		t.Errorf("shard 1/2 while it is held: exit %d, want %d\nstderr:\n%s", code, exitcode.Locked, stderr)
+	}
+	if code, _, stderr := runProc(t, env, "run", "--as-of", cutoff, "--shard", "0/2"); code != exitcode.OK {
+		t.Errorf("shard 0/2 while 1/2 is held: exit %d, want 0\nstderr:\n%s", code, stderr)
 	}
 }
