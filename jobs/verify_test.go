@@ -133,6 +133,9 @@ func TestVerifyFindsViolations(t *testing.T) {
 			f.exec(`INSERT INTO recon_runs (kind, as_of, status, parameters) VALUES ('run', '2026-02-01', 'failed', '{}')`)
 			f.forge("template:tpl:18.14", "template", "tpl", "", "maker", "0.01", "18.14", lastRun)
 		}},
+		{"account total edited", "account_totals", "template:tpl: ledger 1 grants, 18.14 USD to maker; credit_accounts 1 grants, 19.14 USD", func(f *fixture, _ string) {
+			f.exec(`UPDATE credit_accounts SET granted_usd = granted_usd + 1 WHERE program = 'template' AND account_id = 'tpl'`)
+		}},
 		{"run counts off", "run_totals", "says 4 grants", func(f *fixture, _ string) {
 			f.exec(`UPDATE recon_runs SET grants_written = grants_written + 1`)
 		}},

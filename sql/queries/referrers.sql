@@ -16,13 +16,18 @@ WITH counts AS (
    WHERE a.run_id = ANY($1) AND ($3::text IS NULL OR a.referrer_id = $3)
      AND (r.shard_count IS NULL OR creditrecon_shard(a.referrer_id, r.shard_count) = r.shard_index)
    GROUP BY a.referrer_id
-), granted AS (
-  SELECT account_id AS referrer_id, sum(amount_usd) AS granted,
-         coalesce(sum(amount_usd) FILTER (WHERE as_of <= $2), 0) AS granted_as_of
+), later AS (
+  -- Grants after the cutoff (a backfill's view of an older cutoff), to take off the totals.
+  SELECT program, account_id, role, sum(amount_usd) AS later
     FROM credit_grants
-   WHERE program = 'referral' AND ($3::text IS NULL OR account_id = $3)
-     AND ($4::integer = 1 OR creditrecon_shard(account_id, $4) = $5)
-   GROUP BY account_id
+   WHERE as_of > $2
+   GROUP BY program, account_id, role
+), granted AS (
+  SELECT a.account_id AS referrer_id, a.granted_usd AS granted, a.granted_usd - coalesce(l.later, 0) AS granted_as_of
+    FROM credit_accounts a
+    LEFT JOIN later l USING (program, account_id, role)
+   WHERE a.program = 'referral' AND ($3::text IS NULL OR a.account_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(a.account_id, $4) = $5)
 )
 SELECT referrer_id,
        coalesce(c.referrals, 0) AS referrals,

@@ -11,18 +11,25 @@ WITH spend AS (
      AND ($3::text IS NULL OR a.referrer_id = $3 OR a.referred_user_id = $3)
      AND ($4::integer = 1 OR creditrecon_shard(a.referred_user_id, $4) = $5)
      AND (r.shard_count IS NULL OR creditrecon_shard(a.referred_user_id, r.shard_count) = r.shard_index)
-), granted AS (
-  SELECT account_id AS referred_user_id,
-         max(beneficiary_id) FILTER (WHERE role = 'referrer') AS referrer_id,
-         coalesce(sum(amount_usd) FILTER (WHERE role = 'referrer'), 0) AS granted_referrer,
-         coalesce(sum(amount_usd) FILTER (WHERE role = 'referred'), 0) AS granted_referred,
-         coalesce(sum(amount_usd) FILTER (WHERE role = 'referrer' AND as_of <= $2), 0) AS granted_referrer_as_of,
-         coalesce(sum(amount_usd) FILTER (WHERE role = 'referred' AND as_of <= $2), 0) AS granted_referred_as_of
+), later AS (
+  -- Grants after the cutoff (a backfill's view of an older cutoff), to take off the totals.
+  SELECT program, account_id, role, sum(amount_usd) AS later
     FROM credit_grants
-   WHERE program = 'serverless_referral'
-     AND ($3::text IS NULL OR account_id = $3 OR beneficiary_id = $3)
-     AND ($4::integer = 1 OR creditrecon_shard(account_id, $4) = $5)
-   GROUP BY account_id
+   WHERE as_of > $2
+   GROUP BY program, account_id, role
+), granted AS (
+  SELECT a.account_id AS referred_user_id,
+         max(a.beneficiary_id) FILTER (WHERE a.role = 'referrer') AS referrer_id,
+         coalesce(sum(a.granted_usd) FILTER (WHERE a.role = 'referrer'), 0) AS granted_referrer,
+         coalesce(sum(a.granted_usd) FILTER (WHERE a.role = 'referred'), 0) AS granted_referred,
+         coalesce(sum(a.granted_usd - coalesce(l.later, 0)) FILTER (WHERE a.role = 'referrer'), 0) AS granted_referrer_as_of,
+         coalesce(sum(a.granted_usd - coalesce(l.later, 0)) FILTER (WHERE a.role = 'referred'), 0) AS granted_referred_as_of
+    FROM credit_accounts a
+    LEFT JOIN later l USING (program, account_id, role)
+   WHERE a.program = 'serverless_referral'
+     AND ($3::text IS NULL OR a.account_id = $3 OR a.beneficiary_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(a.account_id, $4) = $5)
+   GROUP BY a.account_id
 )
 SELECT referred_user_id,
        coalesce(s.referrer_id, r.referrer_id, g.referrer_id) AS referrer_id,

@@ -1,13 +1,19 @@
 -- Template Program accounts of runs $1 as of their cutoff $2 (SPEC 2.3), with their grants.
 -- $3 only templates of this creator (NULL: all); $4/$5 only the templates of this shard (count
 -- 1: all).
-WITH granted AS (
-  SELECT account_id AS template_id, max(beneficiary_id) AS beneficiary_id, sum(amount_usd) AS granted,
-         coalesce(sum(amount_usd) FILTER (WHERE as_of <= $2), 0) AS granted_as_of
+WITH later AS (
+  -- Grants after the cutoff (a backfill's view of an older cutoff), to take off the totals.
+  SELECT program, account_id, role, sum(amount_usd) AS later
     FROM credit_grants
-   WHERE program = 'template' AND ($3::text IS NULL OR beneficiary_id = $3)
-     AND ($4::integer = 1 OR creditrecon_shard(account_id, $4) = $5)
-   GROUP BY account_id
+   WHERE as_of > $2
+   GROUP BY program, account_id, role
+), granted AS (
+  SELECT a.account_id AS template_id, a.beneficiary_id, a.granted_usd AS granted,
+         a.granted_usd - coalesce(l.later, 0) AS granted_as_of
+    FROM credit_accounts a
+    LEFT JOIN later l USING (program, account_id, role)
+   WHERE a.program = 'template' AND ($3::text IS NULL OR a.beneficiary_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(a.account_id, $4) = $5)
 ), spend AS (
   SELECT template_id, creator_id, usage_rows, runtime_seconds, spend_usd
     FROM run_templates

@@ -93,13 +93,14 @@ DECLARE
 BEGIN
   -- creditrecon_owner owns them, also when an earlier migrate ran as another role.
   FOREACH t IN ARRAY ARRAY['recon_runs', 'credit_grants', 'referral_acceptances', 'creditrecon_migrations',
-                           'run_anomalies', 'run_referrals', 'run_templates', 'run_seen'] LOOP
+                           'run_anomalies', 'run_referrals', 'run_templates', 'run_seen', 'credit_accounts'] LOOP
     IF to_regclass(t) IS NOT NULL
        AND (SELECT relowner FROM pg_class WHERE oid = to_regclass(t)) <> 'creditrecon_owner'::regrole THEN
       EXECUTE format('ALTER TABLE %s OWNER TO creditrecon_owner', to_regclass(t));
     END IF;
   END LOOP;
-  FOREACH f IN ARRAY ARRAY['credit_grants_append_only()', 'credit_grants_check_chain()'] LOOP
+  FOREACH f IN ARRAY ARRAY['credit_grants_append_only()', 'credit_grants_check_chain()', 'credit_accounts_add()',
+                           'creditrecon_shard(text, integer)'] LOOP
     IF to_regprocedure(f) IS NOT NULL
        AND (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(f)) <> 'creditrecon_owner'::regrole THEN
       EXECUTE format('ALTER FUNCTION %s OWNER TO creditrecon_owner', to_regprocedure(f));
@@ -118,6 +119,14 @@ BEGIN
     IF seq IS NOT NULL THEN
       EXECUTE format('GRANT USAGE ON SEQUENCE %s TO creditrecon_job', seq);
     END IF;
+  END IF;
+
+  -- Account totals: written only by credit_grants' trigger, which runs as the owner.
+  IF to_regclass('credit_accounts') IS NOT NULL THEN
+    REVOKE ALL ON TABLE credit_accounts FROM PUBLIC;
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE credit_accounts
+      FROM creditrecon_job, creditrecon_operator, creditrecon_finance;
+    GRANT SELECT ON TABLE credit_accounts TO creditrecon_job, creditrecon_finance;
   END IF;
 
   -- The run ledger: a run inserts its row and updates it (counts, status, abandoned runs).
