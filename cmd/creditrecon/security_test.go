@@ -155,6 +155,8 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		`DELETE FROM credit_grants`,
 		`TRUNCATE credit_grants`,
 		`UPDATE referral_acceptances SET note = 'x'`,
+		`UPDATE credit_accounts SET granted_usd = 0`,
+		`INSERT INTO credit_accounts VALUES ('referral', 'x', '', 'x', 1, 1)`,
 		`DELETE FROM recon_runs`,
 		`INSERT INTO usage_events (id, user_id, product, amount_usd, occurred_at) VALUES (-1, 'x', 'pod', 1, now())`,
 		`UPDATE users SET created_at = now()`,
