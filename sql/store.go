@@ -282,8 +282,8 @@ func (s *Session) Transact(ctx context.Context, fn func(jobs.Snapshot) error) er
 	return snapshot(ctx, s.conn, true, fn)
 }
 
-// AbandonRunning marks as abandoned every run still "running": whoever ran them held this lock,
-// so they are dead.
+// AbandonRunning marks as abandoned the runs still "running" that this session's lock proves
+// dead.
 func (s *Session) AbandonRunning(ctx context.Context) (int64, error) {
 	// The lock held says whose runs are dead: every other run's for an unsharded run; for a
 	// shard, the unsharded runs' (the run lock is shared, so none is alive) and its own shard's.
@@ -444,7 +444,7 @@ func (s *Snapshot) aggregate(ctx context.Context, run int64, source string, in j
 	return nil
 }
 
-// insertSelect inserts the rows of a query whose columns are table's, by name. PostgreSQL never
+// insertSelect inserts the rows of a query whose columns are table's, in its order. PostgreSQL never
 // runs the SELECT of an INSERT in parallel, but does run a CREATE TABLE AS in parallel: the rows
 // go through a temporary table first, which costs little next to the scan of usage (the rows
 // are aggregates or anomalies). The parallel plan is costed with cheap tuple transfer, because
@@ -759,7 +759,7 @@ func (s *Snapshot) GrantTotals(ctx context.Context, asOf time.Time) (map[reconci
 	return totals, nil
 }
 
-// args are the arguments of the account queries: run, cutoff, beneficiary.
+// args are the arguments of the account queries: runs, cutoff, beneficiary, shard count and index.
 func (s *Snapshot) args(q jobs.Query) []any {
 	runs := q.Runs
 	if len(runs) == 0 {
