@@ -46,6 +46,7 @@ func TestDrill(t *testing.T) {
 	}{
 		{"sigkill-run", w.sigkillRun},
 		{"sigkill-backfill", w.sigkillBackfill},
+		{"sigkill-shard", w.sigkillShard},
 		{"concurrent-lock", w.concurrentLock},
 		{"concurrent-lock-lost", w.concurrentLockLost},
 		{"concurrent-no-lock", w.concurrentNoLock},

@@ -88,3 +88,39 @@ func (tr *trial) killPhase(backfill bool) string {
 	}
 	return where
 }
+
+// sigkillShard runs the night as three shards at once, as an Indexed Job does, and kills one of
+// them at an instant drawn uniformly over a clean run's duration; then every shard runs again,
+// as the Job retries it. The shards' ledger must be one clean unsharded run's, grant for grant,
+// and the reports the last shard merges must tie out.
+func (w *world) sigkillShard(t *testing.T, tl *tally) {
+	trials(t, tl, kills(), w.tpl, w.ref, func(tr *trial) {
+		const n = 3
+		env := tr.env("")
+		shard := func(i int) []string { return []string{"run", "--as-of", cutoff, "--shard", fmt.Sprintf("%d/%d", i, n)} }
+		victim, delay := tr.rng.IntN(n), tr.uniform(tr.clean())
+		procs := make([]*proc, n)
+		for i := range procs {
+			procs[i] = start(tr.t, env, shard(i)...)
+		}
+		time.Sleep(delay)
+		procs[victim].kill()
+		for i, p := range procs {
+			code := p.wait(tr.t)
+			tr.tl.exit(code)
+			switch {
+			case i == victim && code == codeKilled:
+				tr.tl.fault(1)
+			case code == exitcode.OK:
+			default:
+				tr.t.Errorf("shard %d/%d: exit %d, want 0 (or killed, for shard %d): %s", i, n, code, victim, p)
+			}
+		}
+		tr.settled()
+		for i := range n {
+			tr.converge(env, shard(i)...)
+		}
+		tr.final(env)
+		tr.t.Logf("killed shard %d/%d after %s", victim, n, delay.Round(time.Millisecond))
+	})
+}
