@@ -30,6 +30,9 @@
 //   - sigkill-run, sigkill-backfill: SIGKILL of `creditrecon run` or `backfill` at an instant
 //     drawn uniformly over the clean command's duration, then the same command again (a backfill
 //     resumes), retried while the killed runner's server session still holds the lock.
+//   - sigkill-shard: a night as three shards at once (`run --shard I/3`), one of them killed at an
+//     instant drawn uniformly over a clean run's duration, then every shard again, as an Indexed
+//     Job retries: the ledger must be one clean unsharded run's, and the merged reports tie out.
 //   - concurrent-lock: 4 to 6 runs started at once; one takes the advisory lock, the others exit 3.
 //   - concurrent-lock-lost: 4 to 6 runners that retry while locked out, and the lock holder's
 //     backend terminated (pg_terminate_backend, found in pg_locks) once or twice at a random
@@ -63,11 +66,12 @@
 // # Flags and figures
 //
 // Flags follow -args: -drill.trials N (trials per scenario, default 3), -drill.kills N (SIGKILL
-// trials of run; the backfill gets a quarter, at least -drill.trials), -drill.long (100 SIGKILL
-// trials of run, 25 of backfill, 10 of every other scenario), -drill.seed S (the population and
-// every trial's choices; a trial's choices depend only on the seed, its scenario and its number,
-// so one replays alone with -run TestDrill/SCENARIO/trial-NNN, its instants scaled to the measured
-// clean durations), -drill.rows N (usage rows, default 300,000: a clean run takes about a second).
+// trials of run and of a sharded night; the backfill gets a quarter, at least -drill.trials),
+// -drill.long (100 SIGKILL trials of run and of a sharded night, 25 of backfill, 10 of every
+// other scenario), -drill.seed S (the population and every trial's choices; a trial's choices
+// depend only on the seed, its scenario and its number, so one replays alone with
+// -run TestDrill/SCENARIO/trial-NNN, its instants scaled to the measured clean durations),
+// -drill.rows N (usage rows, default 300,000: a clean run takes about a second).
 //
 // TestDrill prints a table: per scenario the trials, the faults injected (signals that ended a
 // process, backends terminated, restarts, statements cancelled, S3 requests failed, concurrent
