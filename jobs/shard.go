@@ -49,6 +49,14 @@ func (s Shard) String() string {
 	return fmt.Sprintf("%d/%d", s.Index, s.Count)
 }
 
+// shardOf is the shard of a ledger row's shard_index and shard_count (NULL: every account).
+func shardOf(index, count *int) Shard {
+	if index == nil || count == nil {
+		return Shard{}
+	}
+	return Shard{Index: *index, Count: *count}
+}
+
 // ShardsIncompleteError says that a cutoff's newest runs are shards and some of them have not
 // committed yet, so its reports would miss accounts.
 type ShardsIncompleteError struct {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -101,37 +102,43 @@ func withoutColumns(t *testing.T, body []byte, drop ...string) [][]string {
 	return out
 }
 
-// TestShardsEqualOneRun runs the same history twice, night by night: once unsharded and once as
-// three concurrent shards (incremental on the second night), and checks that the shards wrote
-// exactly the grants of the unsharded run, that their merged reports are those of the unsharded
-// run, and that a shard run again writes nothing.
+// TestShardsEqualOneRun runs the same history twice, night by night: once unsharded, and once as
+// an unsharded night (a weekly full run) followed by nights of three concurrent shards, the first
+// extending the unsharded run and the next their own. The shards must write exactly the grants of
+// the unsharded runs, their merged reports must be those of the unsharded run, and a shard run
+// again must write nothing.
 func TestShardsEqualOneRun(t *testing.T) {
 	one, sharded := shardPopulation(t), shardPopulation(t)
 	oneDir, shardedDir := withFileReports(t, one), withFileReports(t, sharded)
 
 	one.run("2026-02-01")
-	runShards(t, sharded, "2026-02-01", 3)
-	for _, f := range []*fixture{one, sharded} {
-		appendDay(t, f, "2026-02-01")
-	}
-	want := one.run("2026-02-02")
-	got := runShards(t, sharded, "2026-02-02", 3)
-	if want.Plan.Summary.Aggregates.Mode != "incremental" {
-		t.Errorf("unsharded second night: mode %q, want incremental", want.Plan.Summary.Aggregates.Mode)
-	}
-	var grants int64
-	for i, res := range got {
-		if res.Plan.Summary.Aggregates.Mode != "incremental" {
-			t.Errorf("shard %d/3 second night: mode %q (%s), want incremental", i, res.Plan.Summary.Aggregates.Mode,
-				res.Plan.Summary.Aggregates.FullBecause)
+	weekly := sharded.run("2026-02-01")
+	var want *jobs.Result
+	for night, asOf := range []string{"2026-02-02", "2026-02-03"} {
+		for _, f := range []*fixture{one, sharded} {
+			appendDay(t, f, date(asOf).AddDate(0, 0, -1).Format(time.DateOnly))
 		}
-		grants += res.Plan.Summary.Grants
-	}
-	if grants != want.Plan.Summary.Grants || grants == 0 {
-		t.Errorf("second night: the shards wrote %d grants, the unsharded run %d", grants, want.Plan.Summary.Grants)
-	}
-	if a, b := grantKeys(t, one), grantKeys(t, sharded); !slices.Equal(a, b) || len(a) == 0 {
-		t.Errorf("ledgers differ: unsharded %d grants, sharded %d", len(a), len(b))
+		want = one.run(asOf)
+		if want.Plan.Summary.Aggregates.Mode != "incremental" {
+			t.Errorf("unsharded, as of %s: mode %q, want incremental", asOf, want.Plan.Summary.Aggregates.Mode)
+		}
+		var grants int64
+		for i, res := range runShards(t, sharded, asOf, 3) {
+			agg := res.Plan.Summary.Aggregates
+			if agg.Mode != "incremental" {
+				t.Errorf("shard %d/3 as of %s: mode %q (%s), want incremental", i, asOf, agg.Mode, agg.FullBecause)
+			}
+			if night == 0 && agg.BaseRunID != weekly.RunID {
+				t.Errorf("shard %d/3's first night extends run %d, want the unsharded run %d", i, agg.BaseRunID, weekly.RunID)
+			}
+			grants += res.Plan.Summary.Grants
+		}
+		if grants != want.Plan.Summary.Grants || grants == 0 {
+			t.Errorf("as of %s: the shards wrote %d grants, the unsharded run %d", asOf, grants, want.Plan.Summary.Grants)
+		}
+		if a, b := grantKeys(t, one), grantKeys(t, sharded); !slices.Equal(a, b) || len(a) == 0 {
+			t.Errorf("as of %s: ledgers differ: unsharded %d grants, sharded %d", asOf, len(a), len(b))
+		}
 	}
 	programs := map[string]bool{}
 	for k := range one.ledger() {
@@ -142,7 +149,7 @@ func TestShardsEqualOneRun(t *testing.T) {
 	}
 
 	// A shard run again writes nothing, and the last one out rewrites the same reports.
-	again, err := sharded.r.Run(context.Background(), jobs.RunOptions{AsOf: date("2026-02-02"), Shard: jobs.Shard{Index: 1, Count: 3}})
+	again, err := sharded.r.Run(context.Background(), jobs.RunOptions{AsOf: date("2026-02-03"), Shard: jobs.Shard{Index: 1, Count: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +157,7 @@ func TestShardsEqualOneRun(t *testing.T) {
 		t.Errorf("shard 1/3 run again wrote %d grants", again.Plan.Summary.Grants)
 	}
 
-	a, b := readAll(t, filepath.Join(oneDir, "dt=2026-02-01")), readAll(t, filepath.Join(shardedDir, "dt=2026-02-01"))
+	a, b := readAll(t, filepath.Join(oneDir, "dt=2026-02-02")), readAll(t, filepath.Join(shardedDir, "dt=2026-02-02"))
 	if len(a) != 6 || len(b) != 6 {
 		t.Fatalf("report files: unsharded %d, sharded %d, want 6 each", len(a), len(b))
 	}
@@ -163,11 +170,11 @@ func TestShardsEqualOneRun(t *testing.T) {
 	if !slices.EqualFunc(ga, gb, slices.Equal) || len(ga) < 2 {
 		t.Errorf("grants.csv: %d rows unsharded, %d sharded, or they differ", len(ga)-1, len(gb)-1)
 	}
-	ma, err := reports.ReadManifest(context.Background(), one.r.Sink, "2026-02-01")
+	ma, err := reports.ReadManifest(context.Background(), one.r.Sink, "2026-02-02")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, err := reports.ReadManifest(context.Background(), sharded.r.Sink, "2026-02-01")
+	mb, err := reports.ReadManifest(context.Background(), sharded.r.Sink, "2026-02-02")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,9 @@ type Store interface {
 	Accept(ctx context.Context, a Acceptance) (created bool, err error)
 	// SucceededCutoffs lists the cutoffs from..to (both included) that have a successful run.
 	SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error)
-	// BaseRun returns the newest committed run of the same shard with a cutoff at or before
-	// asOf that recorded what an incremental run needs, or nil.
+	// BaseRun returns the newest committed run with a cutoff at or before asOf that recorded
+	// what an incremental run needs and whose accounts cover shard's (an unsharded run, or one
+	// of the same shard), or nil.
 	BaseRun(ctx context.Context, asOf time.Time, shard Shard) (*BaseRun, error)
 	// Runs lists the run ledger, newest first.
 	Runs(ctx context.Context, limit int) ([]RunRecord, error)
@@ -115,13 +116,12 @@ type aggregateKey struct {
 	ReferralStart   time.Time       `json:"referral_start"`
 	TemplateStart   time.Time       `json:"template_start"`
 	ServerlessStart time.Time       `json:"serverless_start"`
-	Shard           string          `json:"shard,omitempty"`
 }
 
 // Key returns what a run records of its input, to be compared with the next run's.
 func (in AggregateInput) Key() any {
 	return aggregateKey{MaxAmount: in.MaxAmount, ReferralStart: in.ReferralStart.UTC(), TemplateStart: in.TemplateStart.UTC(),
-		ServerlessStart: in.ServerlessStart.UTC(), Shard: in.Shard.String()}
+		ServerlessStart: in.ServerlessStart.UTC()}
 }
 
 // BaseRun is a committed run an incremental run can extend: its aggregates count every usage row
@@ -135,7 +135,12 @@ type BaseRun struct {
 	ConsideredBefore int64     `db:"considered_before"`
 	Fingerprint      string    `db:"fingerprint"`
 	AggregateInput   []byte    `db:"aggregate_input"`
+	ShardIndex       *int      `db:"shard_index"`
+	ShardCount       *int      `db:"shard_count"`
 }
+
+// Shard returns the shard whose accounts the base aggregated.
+func (b BaseRun) Shard() Shard { return shardOf(b.ShardIndex, b.ShardCount) }
 
 // Aggregates says how a run's aggregates were made.
 type Aggregates struct {
@@ -268,9 +273,4 @@ type RunRecord struct {
 }
 
 // Shard returns the shard the run processed.
-func (r RunRecord) Shard() Shard {
-	if r.ShardIndex == nil || r.ShardCount == nil {
-		return Shard{}
-	}
-	return Shard{Index: *r.ShardIndex, Count: *r.ShardCount}
-}
+func (r RunRecord) Shard() Shard { return shardOf(r.ShardIndex, r.ShardCount) }

@@ -237,13 +237,15 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
 	return runs, nil
 }
 
-// BaseRun returns the newest run of shard with a cutoff at or before asOf whose aggregates the
-// next run of that shard can extend, or nil.
+// BaseRun returns the newest run with a cutoff at or before asOf whose aggregates a run of shard
+// can extend, or nil: an unsharded run for an unsharded run; an unsharded run or one of the same
+// shard for a shard (which keeps the base's rows of its own accounts).
 func (s *Store) BaseRun(ctx context.Context, asOf time.Time, shard jobs.Shard) (*jobs.BaseRun, error) {
 	var b jobs.BaseRun
-	err := s.db.GetContext(ctx, &b, `SELECT id, as_of, started_at, seen_since, considered_before, fingerprint, aggregate_input
+	err := s.db.GetContext(ctx, &b, `SELECT id, as_of, started_at, seen_since, considered_before, fingerprint, aggregate_input,
+		       shard_index, shard_count
 		FROM recon_runs WHERE as_of <= $1 AND grants_committed_at IS NOT NULL AND seen_since IS NOT NULL
-		  AND shard_count IS NOT DISTINCT FROM $2 AND shard_index IS NOT DISTINCT FROM $3
+		  AND (shard_count IS NULL OR (shard_count = $2 AND shard_index = $3))
 		ORDER BY id DESC LIMIT 1`, asOf, shardCount(shard), shardIndex(shard))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -399,7 +401,7 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
 	}
 	if base != nil {
-		reason, err := s.baseInvalid(ctx, base, in.Shard)
+		reason, err := s.baseInvalid(ctx, base)
 		if err != nil {
 			return res, err
 		}
@@ -468,15 +470,15 @@ func (s *Snapshot) insertSelect(ctx context.Context, table, query string, args .
 	return nil
 }
 
-// baseInvalid says why base's aggregates (of shard) cannot be extended, or "" when they can.
-func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun, shard jobs.Shard) (string, error) {
+// baseInvalid says why base's aggregates cannot be extended, or "" when they can.
+func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string, error) {
 	// The base was chosen outside this snapshot (a dry run holds no lock): its aggregates are
 	// here as long as no newer run of its cutoff pruned them (see WriteGrants).
 	var latest bool
 	if err := s.tx.GetContext(ctx, &latest, `SELECT NOT EXISTS (SELECT FROM recon_runs
 		WHERE as_of = $2 AND grants_committed_at IS NOT NULL AND id > $1
 		  AND (shard_count IS NULL OR (shard_count = $3 AND shard_index = $4)))`,
-		base.ID, base.AsOf, shardCount(shard), shardIndex(shard)); err != nil {
+		base.ID, base.AsOf, shardCount(base.Shard()), shardIndex(base.Shard())); err != nil {
 		return "", fmt.Errorf("check base run %d: %w", base.ID, translate(err))
 	}
 	if !latest {
@@ -516,7 +518,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 		return res, err
 	}
 	for _, name := range []string{"delta_merge_referrals", "delta_merge_templates"} {
-		if _, err := s.tx.ExecContext(ctx, query(name), run, base.ID, delta); err != nil {
+		if _, err := s.tx.ExecContext(ctx, query(name), run, base.ID, delta, max(in.Shard.Count, 1), in.Shard.Index); err != nil {
 			return res, fmt.Errorf("%s onto base run %d: %w", name, base.ID, translate(err))
 		}
 	}
