@@ -170,6 +170,7 @@ type Observer interface {
 type RunReport struct {
 	RunID    int64
 	Kind     string
+	Shard    Shard // zero: unsharded
 	AsOf     time.Time
 	Summary  Summary
 	Duration time.Duration
@@ -256,7 +257,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 		r.logSummary(res, d)
 	}
 	if r.Observer != nil {
-		r.Observer.RunFinished(context.WithoutCancel(ctx), RunReport{RunID: runID, Kind: kind, AsOf: opts.AsOf,
+		r.Observer.RunFinished(context.WithoutCancel(ctx), RunReport{RunID: runID, Kind: kind, Shard: opts.Shard, AsOf: opts.AsOf,
 			Summary: res.Plan.Summary, Duration: d, Err: err})
 	}
 	return res, err

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 	"github.com/runpod/creditrecon/reconcile"
 )
 
-// Pusher pushes a run's metrics to the Pushgateway at URL, grouped by job "creditrecon" and the
-// run's kind (run or backfill). It implements jobs.Observer.
+// Pusher pushes a run's metrics to the Pushgateway at URL, grouped by job "creditrecon", the
+// run's kind (run or backfill) and, for a shard, its shard ("I-of-N"), so that each shard of a
+// night has its own last success. It implements jobs.Observer.
 type Pusher struct {
 	URL    string
 	Log    *slog.Logger
@@ -61,6 +63,9 @@ func (p *Pusher) RunFinished(ctx context.Context, r jobs.RunReport) {
 		amount.WithLabelValues(string(prog)).Set(usd)
 	}
 	pusher := push.New(p.URL, "creditrecon").Grouping("kind", r.Kind).Gatherer(reg)
+	if r.Shard.Sharded() {
+		pusher = pusher.Grouping("shard", fmt.Sprintf("%d-of-%d", r.Shard.Index, r.Shard.Count))
+	}
 	if p.Client != nil {
 		pusher = pusher.Client(p.Client)
 	}

@@ -96,6 +96,11 @@ func TestPushSuccessAndFailure(t *testing.T) {
 		}
 	}
 
+	p.RunFinished(context.Background(), jobs.RunReport{Kind: "run", Shard: jobs.Shard{Index: 2, Count: 4}, AsOf: asOf, Summary: summary()})
+	if g.path != "/metrics/job/creditrecon/kind/run/shard/2-of-4" {
+		t.Errorf("a shard pushed to %s, want its own group /metrics/job/creditrecon/kind/run/shard/2-of-4", g.path)
+	}
+
 	p.RunFinished(context.Background(), jobs.RunReport{Kind: "run", AsOf: asOf, Summary: summary(), Err: errors.New("boom")})
 	if strings.Contains(g.body, "creditrecon_last_success_timestamp_seconds") {
 		t.Errorf("a failed run pushed a success time:\n%s", g.body)
