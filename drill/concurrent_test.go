@@ -353,8 +353,10 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, asOf 
 	keys, programs, accounts, roles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	beneficiaries, templates, referred := make([]string, n), make([]string, n), make([]string, n)
 	amounts, before, spend, earned := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	terms := make([]string, n)
 	total := decimal.Zero
 	for i, g := range grants {
+		terms[i] = g.TermsID
 		keys[i], programs[i], accounts[i], roles[i] = g.IdempotencyKey, string(g.Program), g.AccountID, g.Role
 		beneficiaries[i], templates[i], referred[i] = g.BeneficiaryID, g.TemplateID, g.ReferredUser
 		amounts[i], before[i] = g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2)
@@ -362,7 +364,8 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, asOf 
 		total = total.Add(g.Amount)
 	}
 	res, err := tx.ExecContext(ctx, insertSQL, asOf, runID, pq.Array(keys), pq.Array(programs), pq.Array(accounts), pq.Array(roles),
-		pq.Array(beneficiaries), pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned))
+		pq.Array(beneficiaries), pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned),
+		pq.Array(terms))
 	if err != nil {
 		var pqErr *pq.Error
 		if errors.As(err, &pqErr) && pqErr.Code == "23505" { // the chain trigger's refusal

@@ -45,18 +45,17 @@ func (r *Runner) export(ctx context.Context, rd Reader, asOf time.Time) (reports
 			return fmt.Errorf("%w; run it first (creditrecon run --as-of)", ErrNoRun)
 		}
 		latest = set.Latest()
-		params, paramsJSON, err := r.reportParameters(set)
+		terms, paramsJSON, termsJSON, err := r.reportTerms(set)
 		if err != nil {
 			return err
 		}
-		evaluator := *r
-		evaluator.Config.Params = params
-		src := &reportSource{s: s, r: &evaluator, runIDs: set.IDs(), asOf: asOf, totals: map[string]reports.ProgramTotals{}}
+		src := &reportSource{s: s, terms: terms, runIDs: set.IDs(), asOf: asOf, totals: map[string]reports.ProgramTotals{}}
 		info := reports.ManifestInfo{
 			RunID:        latest.ID,
 			AsOf:         asOf,
 			BusinessDate: BusinessDate(asOf, r.Config.Location),
 			Parameters:   paramsJSON,
+			Terms:        termsJSON,
 			Version:      latest.Version,
 			AnomalyCount: set.Anomalies,
 			Totals:       src.controlTotals,
@@ -75,27 +74,31 @@ func (r *Runner) export(ctx context.Context, rd Reader, asOf time.Time) (reports
 	return man, nil
 }
 
-// reportParameters returns the program parameters of a report set's runs, and their JSON for
-// the manifest. The shards of one night must have used the same.
-func (r *Runner) reportParameters(set *ReportSet) (reconcile.Params, []byte, error) {
-	var paramsJSON []byte
-	var params reconcile.Params
+// reportTerms returns the terms of a report set's runs, and the JSON of their parameters and
+// terms for the manifest. The shards of one night must have used the same.
+func (r *Runner) reportTerms(set *ReportSet) (reconcile.Terms, []byte, []byte, error) {
+	var terms reconcile.Terms
+	var paramsJSON, termsJSON []byte
 	for _, run := range set.Runs {
 		p := r.Config.Params
 		if err := json.Unmarshal(run.Parameters, &p); err != nil {
-			return p, nil, fmt.Errorf("parameters of run %d: %w", run.ID, err)
+			return terms, nil, nil, fmt.Errorf("parameters of run %d: %w", run.ID, err)
 		}
 		// Re-encode: jsonb reorders keys, and the manifest must not depend on where they came from.
 		b, err := json.Marshal(p)
 		if err != nil {
-			return p, nil, fmt.Errorf("encode parameters of run %d: %w", run.ID, err)
+			return terms, nil, nil, fmt.Errorf("encode parameters of run %d: %w", run.ID, err)
 		}
-		if paramsJSON != nil && !bytes.Equal(b, paramsJSON) {
-			return p, nil, fmt.Errorf("shard runs %v used different parameters: run every shard of the night again with the same", set.IDs())
+		t, tb, err := termsOfRun(r.Config.Params, run.Parameters, run.Terms)
+		if err != nil {
+			return terms, nil, nil, fmt.Errorf("terms of run %d: %w", run.ID, err)
 		}
-		params, paramsJSON = p, b
+		if paramsJSON != nil && (!bytes.Equal(b, paramsJSON) || !bytes.Equal(tb, termsJSON)) {
+			return terms, nil, nil, fmt.Errorf("shard runs %v used different parameters or terms: run every shard of the night again with the same", set.IDs())
+		}
+		terms, paramsJSON, termsJSON = t, b, tb
 	}
-	return params, paramsJSON, nil
+	return terms, paramsJSON, termsJSON, nil
 }
 
 // BusinessDate is the day a cutoff closes: the day before it, in loc.
@@ -107,7 +110,7 @@ func BusinessDate(asOf time.Time, loc *time.Location) string {
 // cutoff (grants with as_of <= cutoff count as granted), and adds up usage and earnings.
 type reportSource struct {
 	s      Snapshot
-	r      *Runner
+	terms  reconcile.Terms
 	runIDs []int64
 	asOf   time.Time
 	totals map[string]reports.ProgramTotals
@@ -140,7 +143,7 @@ func (src *reportSource) query() Query { return Query{Runs: src.runIDs, AsOf: sr
 
 func (src *reportSource) Grants(ctx context.Context, fn func(reports.GrantRow) error) error {
 	return src.s.Grants(ctx, GrantFilter{AsOf: src.asOf}, func(g GrantRecord) error {
-		return fn(reports.GrantRow{GrantID: g.ID, Program: g.Program, BeneficiaryID: g.BeneficiaryID, AmountUSD: g.Amount,
+		return fn(reports.GrantRow{GrantID: g.ID, Program: g.Program, TermsID: g.TermsID, BeneficiaryID: g.BeneficiaryID, AmountUSD: g.Amount,
 			AsOf: g.AsOf, IdempotencyKey: g.IdempotencyKey, AccountID: g.AccountID, TemplateID: g.TemplateID,
 			ReferredUserID: g.ReferredUserID, Role: g.Role, GrantedBeforeUSD: g.GrantedBefore, EarnedUSD: g.Earned,
 			RunID: g.RunID, CreatedAt: g.CreatedAt})
@@ -148,26 +151,24 @@ func (src *reportSource) Grants(ctx context.Context, fn func(reports.GrantRow) e
 }
 
 func (src *reportSource) Referrers(ctx context.Context, fn func(reports.ReferrerRow) error) error {
-	p := src.r.Config.Params
-	q := src.query()
+	p, q := src.terms, src.query()
 	return src.s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
 		t.Granted = t.GrantedAsOf
 		d := p.EvaluateReferrer(t)
 		src.add(reconcile.Referral, t.UsageRows, d.Spend, d.Earned)
-		return fn(reports.ReferrerRow{ReferrerID: t.ReferrerID, Referrals: t.Referrals, ReferralSpendUSD: d.Spend,
+		return fn(reports.ReferrerRow{ReferrerID: t.ReferrerID, TermsID: t.TermsID, Referrals: t.Referrals, NotNewReferrals: t.NotNew, ReferralSpendUSD: d.Spend,
 			EarnedUSD: d.Earned, TargetUSD: d.Target, GrantedUSD: d.Granted, ClawbackDueUSD: d.ClawbackDue,
 			Accepted: t.Accepted, Status: d.Status, StatusReason: d.Reason})
 	})
 }
 
 func (src *reportSource) Templates(ctx context.Context, fn func(reports.TemplateRow) error) error {
-	p := src.r.Config.Params
-	q := src.query()
+	p, q := src.terms, src.query()
 	return src.s.Templates(ctx, q, func(t reconcile.TemplateTotals) error {
 		t.Granted = t.GrantedAsOf
 		d := p.EvaluateTemplate(t)
 		src.add(reconcile.Template, t.UsageRows, d.Spend, d.Earned)
-		return fn(reports.TemplateRow{TemplateID: t.TemplateID, CreatorID: t.CreatorID, RuntimeSeconds: t.RuntimeSeconds,
+		return fn(reports.TemplateRow{TemplateID: t.TemplateID, TermsID: t.TermsID, CreatorID: t.CreatorID, RuntimeSeconds: t.RuntimeSeconds,
 			TemplateSpendUSD: d.Spend, EarnedUSD: d.Earned, TargetUSD: d.Target, GrantedUSD: d.Granted,
 			ClawbackDueUSD: d.ClawbackDue, Status: d.Status, StatusReason: d.Reason})
 	})
@@ -176,8 +177,7 @@ func (src *reportSource) Templates(ctx context.Context, fn func(reports.Template
 // ServerlessReferrals lists the referrals that reached the threshold or were paid a bonus;
 // the usage of every referral counts in the control totals.
 func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(reports.ServerlessRow) error) error {
-	p := src.r.Config.Params
-	q := src.query()
+	p, q := src.terms, src.query()
 	return src.s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
 		t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
 		ds := p.EvaluateServerless(t)
@@ -185,7 +185,7 @@ func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(report
 		if !ds[0].Eligible && ds[0].Granted.IsZero() && ds[1].Granted.IsZero() {
 			return nil
 		}
-		return fn(reports.ServerlessRow{ReferredUserID: t.ReferredUserID, ReferrerID: t.ReferrerID,
+		return fn(reports.ServerlessRow{ReferredUserID: t.ReferredUserID, TermsID: t.TermsID, ReferrerID: t.ReferrerID,
 			ServerlessSpendUSD: t.Spend, GrantedUSD: t.GrantedReferrer.Add(t.GrantedReferred),
 			ReferrerGrantedUSD: t.GrantedReferrer, ReferredGrantedUSD: t.GrantedReferred, Status: ds[0].Status})
 	})

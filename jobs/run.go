@@ -17,7 +17,10 @@ import (
 
 // Config is what a run needs besides its cutoff. Validate it before opening the database.
 type Config struct {
+	// Params are the program flags: the built-in terms when Terms has no file.
 	Params reconcile.Params
+	// Terms are the terms of a terms file (SPEC 7); without a file, Params' built-in terms apply.
+	Terms TermsSource
 	// MaxAnomalyShare fails a run whose anomalies exceed this share of the rows considered.
 	MaxAnomalyShare float64
 	// ClockSkew is how far in the future of the run's wall clock an occurred_at may be.
@@ -47,6 +50,14 @@ func DefaultConfig() Config {
 		IncrementalMaxAge: 7 * 24 * time.Hour,
 		LateMargin:        24 * time.Hour,
 	}
+}
+
+// terms returns the terms runs use: the terms file's, or the built-in terms of the flags.
+func (c Config) terms() reconcile.Terms {
+	if c.Terms.File != "" {
+		return c.Terms.Terms
+	}
+	return c.Params.Terms()
 }
 
 // Validate reports every bad setting by the name of its flag.
@@ -184,6 +195,10 @@ type RunOptions struct {
 	Full   bool   // read the whole usage history, even when a base run could be extended
 	Kind   string // "run" (default) or "backfill"
 	Shard  Shard  // only this shard's accounts (zero: all)
+	// AllowRetroactive accepts terms that re-price usage runs have counted (SPEC 7.3): a new
+	// version or rate period from before the latest successful cutoff. The run reads the whole
+	// history, and the ledger records that it was allowed.
+	AllowRetroactive bool
 }
 
 // Result is what a run did.
@@ -203,6 +218,11 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 	if opts.AsOf.After(now) {
 		return nil, fmt.Errorf("as-of %s is in the future (now %s): a cutoff must have passed", opts.AsOf.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	if retroactive, err := r.checkTerms(ctx, opts); err != nil {
+		return nil, err
+	} else if retroactive {
+		opts.Full = true
 	}
 	if opts.DryRun {
 		var plan Plan
@@ -230,11 +250,16 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode parameters: %w", err)
 	}
+	terms, err := json.Marshal(record(r.Config.Terms, r.Config.terms()))
+	if err != nil {
+		return nil, fmt.Errorf("encode terms: %w", err)
+	}
 	kind := opts.Kind
 	if kind == "" {
 		kind = "run"
 	}
-	record := RunRecord{Kind: kind, AsOf: opts.AsOf, StartedAt: now, Version: r.Config.Version, Parameters: params}
+	record := RunRecord{Kind: kind, AsOf: opts.AsOf, StartedAt: now, Version: r.Config.Version, Parameters: params,
+		Terms: terms, AllowRetroactive: opts.AllowRetroactive}
 	if opts.Shard.Sharded() {
 		record.ShardIndex, record.ShardCount = &opts.Shard.Index, &opts.Shard.Count
 	}
@@ -293,6 +318,9 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts Run
 		}
 		began := time.Now()
 		defer func() { res.Plan.Summary.WriteTime = time.Since(began) }()
+		if err := s.RecordTerms(ctx, runID, asOf, r.Config.terms().Records()); err != nil {
+			return err
+		}
 		return s.WriteGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary)
 	})
 	if err != nil {
@@ -382,17 +410,29 @@ func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, opts RunOpti
 
 // aggregateInput is what a run of shard at wall clock now aggregates as of asOf.
 func (r *Runner) aggregateInput(asOf, now time.Time, shard Shard) AggregateInput {
-	p := r.Config.Params
-	return AggregateInput{AsOf: asOf, Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount,
-		ReferralStart: p.Referral.Start, TemplateStart: p.Template.Start, ServerlessStart: p.Serverless.Start,
+	return AggregateInput{AsOf: asOf, Terms: r.Config.terms(), Latest: now.Add(r.Config.ClockSkew), MaxAmount: r.Config.MaxEventAmount,
 		LateMargin: r.Config.LateMargin, Shard: shard}
+}
+
+// checkTerms refuses terms that would rewrite the past (SPEC 7.3), and says whether they are
+// retroactive (allowed by opts.AllowRetroactive; such a run reads the whole history).
+func (r *Runner) checkTerms(ctx context.Context, opts RunOptions) (bool, error) {
+	recorded, latest, err := r.Store.TermsInUse(ctx)
+	if err != nil {
+		return false, err
+	}
+	return checkAppendOnly(recorded, latest, r.Config.terms(), r.Config.Terms.File == "", opts.AllowRetroactive)
 }
 
 // Evaluate streams every program's accounts of run q.RunID and calls fn with each decision and
 // the usage rows behind it. With asOfView the decisions count only grants with as_of <= q.AsOf,
 // as the reports of that cutoff do; otherwise they count every grant, as a run must.
 func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
-	p := r.Config.Params
+	return evaluate(ctx, s, r.Config.terms(), q, asOfView, fn)
+}
+
+// evaluate is Evaluate under terms p.
+func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
 	if err := s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
 		if asOfView {
 			t.Granted = t.GrantedAsOf

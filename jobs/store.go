@@ -39,6 +39,9 @@ type Store interface {
 	BaseRun(ctx context.Context, asOf time.Time, shard Shard) (*BaseRun, error)
 	// Runs lists the run ledger, newest first.
 	Runs(ctx context.Context, limit int) ([]RunRecord, error)
+	// TermsInUse returns the latest recorded content of every terms version in use and the
+	// latest cutoff a run succeeded at (zero: none).
+	TermsInUse(ctx context.Context) ([]RecordedVersion, time.Time, error)
 	Close() error
 }
 
@@ -76,6 +79,9 @@ type Snapshot interface {
 	// WriteGrants writes the grants and the run's counts: ErrGrantConflict when any grant's key
 	// is already taken (the snapshot's transaction must then be rolled back).
 	WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
+	// RecordTerms records the terms versions run runID used that are in use at its cutoff (those
+	// that start before it) in terms_versions, once per distinct content.
+	RecordTerms(ctx context.Context, runID int64, asOf time.Time, versions []reconcile.VersionRecord) error
 	// ReportRuns returns the runs the reports of a cutoff render from (nil: no run committed),
 	// or a *ShardsIncompleteError.
 	ReportRuns(ctx context.Context, asOf time.Time) (*ReportSet, error)
@@ -85,22 +91,24 @@ type Snapshot interface {
 	Referrers(ctx context.Context, q Query, fn func(reconcile.ReferrerTotals) error) error
 	Templates(ctx context.Context, q Query, fn func(reconcile.TemplateTotals) error) error
 	Serverless(ctx context.Context, q Query, fn func(reconcile.ServerlessTotals) error) error
+	// Referrals streams up to limit referrals of q.Beneficiary as of q.AsOf with the terms
+	// versions they bind to under run q.RunID's terms (0: the scratch run).
+	Referrals(ctx context.Context, q Query, limit int, fn func(ReferralBinding) error) error
 	// Grants lists grants in id order, filtered by cutoff and beneficiary when set.
 	Grants(ctx context.Context, f GrantFilter, fn func(GrantRecord) error) error
 	// GrantTotals sums grants per program as of a cutoff.
 	GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]GrantTotal, error)
 }
 
-// AggregateInput says what a run aggregates: usage before AsOf, each program from its start
-// (zero: no start), less the rows rejected by the rules of SPEC 3.4.
+// AggregateInput says what a run aggregates: usage before the usage cutoff (AsOf less the
+// holding period), under Terms, less the rows rejected by the rules of SPEC 3.4.
 type AggregateInput struct {
-	AsOf time.Time
+	AsOf  time.Time
+	Terms reconcile.Terms
 	// Latest is the latest believable occurred_at: the run's wall clock plus the allowed skew.
 	Latest time.Time
 	// MaxAmount is the largest believable |amount_usd| of one usage row.
 	MaxAmount decimal.Decimal
-
-	ReferralStart, TemplateStart, ServerlessStart time.Time
 
 	// LateMargin bounds how long before a run's snapshot a row it could not see may have been
 	// stamped (ingested_at): the next run looks for late rows ingested since then.
@@ -110,18 +118,28 @@ type AggregateInput struct {
 	Shard Shard
 }
 
-// aggregateKey is what two runs' aggregates must share for one to extend the other.
+// UsageCutoff is the cutoff of the usage a run counts: AsOf less the terms' holding period
+// (days of 24 hours).
+func (in AggregateInput) UsageCutoff() time.Time {
+	return in.AsOf.Add(-time.Duration(in.Terms.HoldingDays) * 24 * time.Hour)
+}
+
+// aggregateKey is what two runs' aggregates must share for one to extend the other: the same
+// amount limit and the same terms, version for version (any change of terms reads the whole
+// history once).
 type aggregateKey struct {
-	MaxAmount       decimal.Decimal `json:"max_event_amount"`
-	ReferralStart   time.Time       `json:"referral_start"`
-	TemplateStart   time.Time       `json:"template_start"`
-	ServerlessStart time.Time       `json:"serverless_start"`
+	MaxAmount   decimal.Decimal `json:"max_event_amount"`
+	HoldingDays int             `json:"holding_days"`
+	Versions    []string        `json:"terms_versions"`
 }
 
 // Key returns what a run records of its input, to be compared with the next run's.
 func (in AggregateInput) Key() any {
-	return aggregateKey{MaxAmount: in.MaxAmount, ReferralStart: in.ReferralStart.UTC(), TemplateStart: in.TemplateStart.UTC(),
-		ServerlessStart: in.ServerlessStart.UTC()}
+	k := aggregateKey{MaxAmount: in.MaxAmount, HoldingDays: in.Terms.HoldingDays, Versions: []string{}}
+	for _, v := range in.Terms.Records() {
+		k.Versions = append(k.Versions, string(v.Program)+"/"+v.ID+"/"+v.SHA256)
+	}
+	return k
 }
 
 // BaseRun is a committed run an incremental run can extend: its aggregates count every usage row
@@ -130,6 +148,7 @@ func (in AggregateInput) Key() any {
 type BaseRun struct {
 	ID               int64     `db:"id"`
 	AsOf             time.Time `db:"as_of"`
+	UsageCutoff      time.Time `db:"usage_cutoff"` // AsOf less the holding period of its terms
 	StartedAt        time.Time `db:"started_at"`
 	SeenSince        time.Time `db:"seen_since"`
 	ConsideredBefore int64     `db:"considered_before"`
@@ -203,6 +222,25 @@ type Anomaly struct {
 	OccurredAt   *time.Time `db:"occurred_at"` // nil when the database holds infinity
 }
 
+// ReferralBinding is a referral and the terms versions it binds to (SPEC 7.2).
+type ReferralBinding struct {
+	ReferredUserID string    `db:"referred_user_id"`
+	ReferrerID     string    `db:"referrer_id"`
+	ReferredAt     time.Time `db:"referred_at"`
+	SelfReferral   bool      `db:"self_referral"`
+	// The Referral Program version ("" none), whether it is enabled, counts the referred user as
+	// a new account, and when its window ends (nil: lifetime, or no version).
+	TermsID    string     `db:"terms_id"`
+	Enabled    bool       `db:"enabled"`
+	NewAccount bool       `db:"new_account"`
+	WindowEnd  *time.Time `db:"window_end"`
+	// The same for the Serverless Referral Program.
+	ServerlessTermsID    string     `db:"serverless_terms_id"`
+	ServerlessEnabled    bool       `db:"serverless_enabled"`
+	ServerlessNewAccount bool       `db:"serverless_new_account"`
+	ServerlessWindowEnd  *time.Time `db:"serverless_window_end"`
+}
+
 // GrantFilter selects grants; zero fields select everything.
 type GrantFilter struct {
 	AsOf        time.Time
@@ -219,6 +257,7 @@ type GrantRecord struct {
 	BeneficiaryID  string          `db:"beneficiary_id"`
 	TemplateID     string          `db:"template_id"`
 	ReferredUserID string          `db:"referred_user_id"`
+	TermsID        string          `db:"terms_id"`
 	Amount         decimal.Decimal `db:"amount_usd"`
 	GrantedBefore  decimal.Decimal `db:"granted_before_usd"`
 	Spend          decimal.Decimal `db:"spend_usd"`
@@ -262,6 +301,9 @@ type RunRecord struct {
 	Host          string           `db:"host"`
 	Version       string           `db:"version"`
 	Parameters    []byte           `db:"parameters"`
+	Terms         []byte           `db:"terms"` // a TermsRecord; nil for runs from before terms
+	// AllowRetroactive: the run was allowed terms that re-price usage already counted.
+	AllowRetroactive bool `db:"allow_retroactive"`
 	UsageRows     *int64           `db:"usage_rows"`
 	Anomalies     *int64           `db:"anomalies"`
 	GrantsWritten *int64           `db:"grants_written"`

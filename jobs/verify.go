@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,22 +56,28 @@ func (c Check) Status() string {
 // GrantedAccount is an account that has grants: its total and its latest grant (by id).
 type GrantedAccount struct {
 	Program       string          `db:"program"`
+	TermsID       string          `db:"terms_id"`
 	AccountID     string          `db:"account_id"`
 	Role          string          `db:"role"`
 	BeneficiaryID string          `db:"beneficiary_id"`
 	Granted       decimal.Decimal `db:"granted"`
 	AsOf          time.Time       `db:"as_of"`  // the latest grant's cutoff
 	RunID         int64           `db:"run_id"` // the run that wrote the latest grant
-	// Parameters are the run's parameters, set on the first account of each run only.
+	// Parameters and Terms are the run's, set on the first account of each run only.
 	Parameters []byte `db:"parameters"`
+	Terms      []byte `db:"terms"`
 }
 
 func (a GrantedAccount) key() string {
-	return accountKey(reconcile.Program(a.Program), a.AccountID, a.Role)
+	return accountKey(reconcile.Program(a.Program), a.TermsID, a.AccountID, a.Role)
 }
 
-// accountKey names an account as idempotency keys do, without the amount: program:account[/role].
-func accountKey(p reconcile.Program, accountID, role string) string {
+// accountKey names an account as idempotency keys do, without the amount:
+// program[@version]:account[/role].
+func accountKey(p reconcile.Program, termsID, accountID, role string) string {
+	if termsID != reconcile.SeedTermsID {
+		p += reconcile.Program("@" + termsID)
+	}
 	k := string(p) + ":" + url.QueryEscape(accountID)
 	if role != "" {
 		k += "/" + role
@@ -177,7 +182,7 @@ func (c *Check) fail(format string, args ...any) {
 // one evaluation checks them all.
 type owedGroup struct {
 	asOf     time.Time
-	params   reconcile.Params
+	terms    reconcile.Terms
 	accounts map[string]GrantedAccount
 }
 
@@ -194,17 +199,13 @@ func (r *Runner) verifyOwed(ctx context.Context, a Auditor, asOf time.Time) (Che
 		c.Checked++
 		if acct.RunID != runID || group == nil {
 			runID = acct.RunID
-			params := r.Config.Params
-			if err := json.Unmarshal(acct.Parameters, &params); err != nil {
-				return fmt.Errorf("parameters of run %d: %w", acct.RunID, err)
-			}
-			canonical, err := json.Marshal(params)
+			terms, canonical, err := termsOfRun(r.Config.Params, acct.Parameters, acct.Terms)
 			if err != nil {
-				return fmt.Errorf("encode parameters of run %d: %w", acct.RunID, err)
+				return fmt.Errorf("terms of run %d: %w", acct.RunID, err)
 			}
 			k := acct.AsOf.Format(time.RFC3339Nano) + " " + string(canonical)
 			if group = groups[k]; group == nil {
-				group = &owedGroup{asOf: acct.AsOf, params: params, accounts: map[string]GrantedAccount{}}
+				group = &owedGroup{asOf: acct.AsOf, terms: terms, accounts: map[string]GrantedAccount{}}
 				groups[k] = group
 				order = append(order, k)
 			}
@@ -224,8 +225,6 @@ func (r *Runner) verifyOwed(ctx context.Context, a Auditor, asOf time.Time) (Che
 }
 
 func (r *Runner) verifyGroup(ctx context.Context, g *owedGroup, c *Check) error {
-	evaluator := *r
-	evaluator.Config.Params = g.params
 	seen := map[string]bool{}
 	err := r.Store.Snapshot(ctx, func(s Snapshot) error {
 		q := Query{AsOf: g.asOf}
@@ -236,18 +235,22 @@ func (r *Runner) verifyGroup(ctx context.Context, g *owedGroup, c *Check) error 
 		}
 		if set != nil {
 			q.Runs = set.IDs()
-		} else if _, err := s.Aggregate(ctx, 0, evaluator.aggregateInput(g.asOf, r.Now(), Shard{}), nil); err != nil {
-			return err
+		} else {
+			in := r.aggregateInput(g.asOf, r.Now(), Shard{})
+			in.Terms = g.terms
+			if _, err := s.Aggregate(ctx, 0, in, nil); err != nil {
+				return err
+			}
 		}
-		return evaluator.Evaluate(ctx, s, q, false, func(d reconcile.Decision, _ int64) {
-			k := accountKey(d.Program, d.AccountID, d.Role)
+		return evaluate(ctx, s, g.terms, q, false, func(d reconcile.Decision, _ int64) {
+			k := accountKey(d.Program, d.TermsID, d.AccountID, d.Role)
 			acct, ok := g.accounts[k]
 			if !ok {
 				return
 			}
 			seen[k] = true
 			if acct.Granted.GreaterThan(d.Target) {
-				c.fail("%s: granted %s > target %s as of %s (run %d's parameters; %s)", k,
+				c.fail("%s: granted %s > target %s as of %s (run %d's terms; %s)", k,
 					acct.Granted.StringFixed(2), d.Target.StringFixed(2), g.asOf.Format(time.RFC3339), acct.RunID, d.Status)
 			}
 		})

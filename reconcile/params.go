@@ -68,6 +68,35 @@ func DefaultParams() Params {
 	}
 }
 
+// Terms returns the built-in terms of the parameters: one version with id seed per program,
+// whose single rate period starts at the program start.
+func (p Params) Terms() Terms {
+	return Terms{
+		MinGrant: decimal.RequireFromString("0.01"),
+		Referral: []ReferralVersion{{
+			Version:            Version{ID: SeedTermsID, Enabled: p.Referral.Enabled},
+			Rates:              []RatePeriod{{From: p.Referral.Start, Rates: map[string]decimal.Decimal{AnyProduct: p.Referral.Rate}}},
+			MinReferrals:       p.Referral.MinReferrals,
+			MinSpend:           p.Referral.MinSpend,
+			RequiresAcceptance: true,
+		}},
+		Template: []TemplateVersion{{
+			Version:           Version{ID: SeedTermsID, Enabled: p.Template.Enabled},
+			Products:          []string{"pod", "serverless"},
+			Rates:             []RatePeriod{{From: p.Template.Start, Rates: map[string]decimal.Decimal{AnyProduct: p.Template.Rate}}},
+			MinRuntimeSeconds: p.Template.MinRuntimeSeconds,
+		}},
+		Serverless: []ServerlessVersion{{
+			Version:       Version{ID: SeedTermsID, Enabled: p.Serverless.Enabled},
+			Products:      []string{"serverless"},
+			Threshold:     p.Serverless.Threshold,
+			ReferrerBonus: p.Serverless.ReferrerBonus,
+			ReferredBonus: p.Serverless.ReferredBonus,
+			UsageFrom:     p.Serverless.Start,
+		}},
+	}
+}
+
 // Validate reports every parameter out of range, naming the parameter as its flag does.
 func (p Params) Validate() error {
 	var errs []error

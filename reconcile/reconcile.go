@@ -19,7 +19,6 @@ package reconcile
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -52,6 +51,7 @@ const (
 	StatusDisabled = "disabled" // the program is disabled in this run's parameters
 	StatusRefunded = "refunded" // serverless bonus paid, but refunds took the spend back under the threshold
 	StatusPending  = "pending"  // serverless: threshold not reached
+	StatusCapped   = "capped"   // eligible, and the target is the version's cap_usd
 )
 
 var hundred = decimal.NewFromInt(100)
@@ -65,8 +65,11 @@ func FloorToCent(d decimal.Decimal) decimal.Decimal {
 // ReferrerTotals are a referrer's aggregates as of a cutoff.
 type ReferrerTotals struct {
 	ReferrerID string
-	Referrals  int64           // referrals with referred_at < T, self-referrals excluded
-	Spend      decimal.Decimal // referral_spend(r, T)
+	TermsID    string          // the version the referrals bind to; "" when they bind to none
+	Referrals  int64           // referrals with referred_at < T bound to the version, self-referrals and not-new accounts excluded
+	NotNew     int64           // referrals bound to the version excluded as not new accounts (max_account_age)
+	Spend      decimal.Decimal // referral_spend(r, T): the usage that earns
+	Earned     decimal.Decimal // exact sum of the usage times its rate (Terms.EvaluateReferrer)
 	Accepted   bool            // an acceptance is recorded when the run executes
 	Granted    decimal.Decimal // sum of the account's grants, whatever their cutoff
 
@@ -77,9 +80,11 @@ type ReferrerTotals struct {
 // TemplateTotals are a template's aggregates as of a cutoff.
 type TemplateTotals struct {
 	TemplateID     string
+	TermsID        string // the version the template binds to by its created_at
 	CreatorID      string
 	RuntimeSeconds int64
 	Spend          decimal.Decimal // template_spend(t, T)
+	Earned         decimal.Decimal // exact sum of the usage times its rate (Terms.EvaluateTemplate)
 	Granted        decimal.Decimal
 
 	UsageRows   int64
@@ -89,6 +94,7 @@ type TemplateTotals struct {
 // ServerlessTotals are a referral's serverless aggregates as of a cutoff.
 type ServerlessTotals struct {
 	ReferredUserID  string
+	TermsID         string // the version the referral binds to; "" when none
 	ReferrerID      string
 	Spend           decimal.Decimal // serverless_spend(u, T)
 	GrantedReferrer decimal.Decimal
@@ -102,6 +108,7 @@ type ServerlessTotals struct {
 // Decision is what the rules say about one account as of a cutoff.
 type Decision struct {
 	Program       Program
+	TermsID       string // the version of the account
 	AccountID     string // referrer id, template id, or the referred user id for a serverless role
 	BeneficiaryID string
 	TemplateID    string // template accounts
@@ -117,128 +124,35 @@ type Decision struct {
 	Granted     decimal.Decimal
 	Owed        decimal.Decimal // > 0: a grant is due
 	ClawbackDue decimal.Decimal // granted beyond the target; never granted back
+	// Waiting is owed but under the terms' minimum grant: it carries until owed reaches it.
+	Waiting decimal.Decimal
 }
 
-// EvaluateReferrer applies the Referral Program (SPEC 2.2) to a referrer. Earnings made before
-// the referrer became eligible are kept: once eligible, the target is the whole earned amount.
+// EvaluateReferrer applies the Referral Program (SPEC 2.2) of the built-in terms to a referrer:
+// earned is the spend times the rate.
 func (p Params) EvaluateReferrer(t ReferrerTotals) Decision {
-	rp := p.Referral
-	d := Decision{
-		Program: Referral, AccountID: t.ReferrerID, BeneficiaryID: t.ReferrerID,
-		Spend: t.Spend, Earned: t.Spend.Mul(rp.Rate), Granted: t.Granted,
-	}
-	if !rp.Enabled {
-		return disabled(d)
-	}
-	var unmet []string
-	if t.Referrals < rp.MinReferrals {
-		unmet = append(unmet, fmt.Sprintf("%d referrals, needs %d", t.Referrals, rp.MinReferrals))
-	}
-	if t.Spend.LessThan(rp.MinSpend) {
-		unmet = append(unmet, fmt.Sprintf("referral spend %s, needs %s", t.Spend.StringFixed(2), rp.MinSpend.StringFixed(2)))
-	}
-	if !t.Accepted {
-		unmet = append(unmet, "not accepted into the program")
-	}
-	return settle(d, unmet)
+	t.TermsID, t.Earned = SeedTermsID, t.Spend.Mul(p.Referral.Rate)
+	return p.Terms().EvaluateReferrer(t)
 }
 
-// EvaluateTemplate applies the Template Program (SPEC 2.3) to a template; its creator is paid.
+// EvaluateTemplate applies the Template Program (SPEC 2.3) of the built-in terms to a template.
 func (p Params) EvaluateTemplate(t TemplateTotals) Decision {
-	tp := p.Template
-	d := Decision{
-		Program: Template, AccountID: t.TemplateID, BeneficiaryID: t.CreatorID, TemplateID: t.TemplateID,
-		Spend: t.Spend, Earned: t.Spend.Mul(tp.Rate), Granted: t.Granted,
-	}
-	if !tp.Enabled {
-		return disabled(d)
-	}
-	var unmet []string
-	if t.RuntimeSeconds < tp.MinRuntimeSeconds {
-		unmet = append(unmet, fmt.Sprintf("%d runtime seconds, needs %d", t.RuntimeSeconds, tp.MinRuntimeSeconds))
-	}
-	return settle(d, unmet)
+	t.TermsID, t.Earned = SeedTermsID, t.Spend.Mul(p.Template.Rate)
+	return p.Terms().EvaluateTemplate(t)
 }
 
-// settle sets the target from eligibility (no unmet condition), then owed, clawback_due and the
-// status. A negative earned amount (refunds beyond spend) targets zero: grants are never negative.
-// Clawback measures earnings lost to refunds, granted - FloorToCent(earned), whether or not the
-// account is still eligible: losing eligibility stops new grants but does not make the earnings
-// already paid "due back".
-func settle(d Decision, unmet []string) Decision {
-	d.Eligible = len(unmet) == 0
-	d.Reason = strings.Join(unmet, "; ")
-	floor := decimal.Max(FloorToCent(d.Earned), decimal.Zero)
-	if d.Eligible {
-		d.Target = floor
-	}
-	if d.Target.GreaterThan(d.Granted) {
-		d.Owed = d.Target.Sub(d.Granted)
-	}
-	if d.Granted.GreaterThan(floor) {
-		d.ClawbackDue = d.Granted.Sub(floor)
-	}
-	switch {
-	case d.ClawbackDue.IsPositive():
-		d.Status = StatusClawback
-		if d.Reason == "" {
-			d.Reason = "refunds reduced earnings below what was granted"
-		}
-	case d.Eligible:
-		d.Status = StatusGranted
-	default:
-		d.Status = StatusAccrued
-	}
-	return d
-}
-
-// disabled is the decision for a program switched off: nothing is owed and nothing is clawed back.
-func disabled(d Decision) Decision {
-	d.Status, d.Reason = StatusDisabled, "program disabled"
-	return d
-}
-
-// EvaluateServerless applies the Serverless Referral Program (SPEC 2.1) to a referral: the
-// referrer's bonus and the referred user's bonus. Each is granted once, ever; a later refund
-// does not revoke it (the status says "refunded", and no clawback is due).
+// EvaluateServerless applies the Serverless Referral Program (SPEC 2.1) of the built-in terms to
+// a referral.
 func (p Params) EvaluateServerless(t ServerlessTotals) [2]Decision {
-	sp := p.Serverless
-	reached := sp.Enabled && t.Spend.GreaterThanOrEqual(sp.Threshold)
-	role := func(role, beneficiary string, bonus, granted decimal.Decimal) Decision {
-		d := Decision{
-			Program: ServerlessReferral, AccountID: t.ReferredUserID, BeneficiaryID: beneficiary,
-			ReferredUser: t.ReferredUserID, Role: role,
-			Spend: t.Spend, Granted: granted, Eligible: reached,
-		}
-		if reached {
-			d.Earned, d.Target = bonus, bonus
-		}
-		if d.Granted.LessThan(d.Target) {
-			d.Owed = d.Target.Sub(d.Granted)
-		}
-		switch {
-		case !sp.Enabled:
-			d.Status, d.Reason = StatusDisabled, "program disabled"
-		case reached:
-			d.Status = StatusGranted
-		case granted.IsPositive():
-			d.Status, d.Reason = StatusRefunded, "bonus paid; refunds took serverless spend under the threshold"
-		default:
-			d.Status = StatusPending
-			d.Reason = fmt.Sprintf("serverless spend %s, needs %s", t.Spend.StringFixed(2), sp.Threshold.StringFixed(2))
-		}
-		return d
-	}
-	return [2]Decision{
-		role(RoleReferrer, t.ReferrerID, sp.ReferrerBonus, t.GrantedReferrer),
-		role(RoleReferred, t.ReferredUserID, sp.ReferredBonus, t.GrantedReferred),
-	}
+	t.TermsID = SeedTermsID
+	return p.Terms().EvaluateServerless(t)
 }
 
 // Grant is one credit grant to write.
 type Grant struct {
 	IdempotencyKey string
 	Program        Program
+	TermsID        string
 	AccountID      string
 	BeneficiaryID  string
 	TemplateID     string
@@ -257,8 +171,9 @@ func (d Decision) Grant(asOf time.Time) (Grant, bool) {
 		return Grant{}, false
 	}
 	return Grant{
-		IdempotencyKey: IdempotencyKey(d.Program, d.AccountID, d.Role, d.Granted),
+		IdempotencyKey: VersionedIdempotencyKey(d.Program, d.TermsID, d.AccountID, d.Role, d.Granted),
 		Program:        d.Program,
+		TermsID:        d.TermsID,
 		AccountID:      d.AccountID,
 		BeneficiaryID:  d.BeneficiaryID,
 		TemplateID:     d.TemplateID,
@@ -286,4 +201,16 @@ func IdempotencyKey(p Program, accountID, role string, grantedBefore decimal.Dec
 		account += "/" + role
 	}
 	return fmt.Sprintf("%s:%s:%s", p, account, grantedBefore.StringFixed(2))
+}
+
+// VersionedIdempotencyKey is IdempotencyKey for an account of a terms version: the version
+// follows the program, except for version seed, whose keys are those of grants written before
+// terms existed, so that an existing ledger continues its chains.
+//
+//	referral:alice:40.00   referral@runpod-2025-06:alice:0.00
+func VersionedIdempotencyKey(p Program, termsID, accountID, role string, grantedBefore decimal.Decimal) string {
+	if termsID == SeedTermsID {
+		return IdempotencyKey(p, accountID, role, grantedBefore)
+	}
+	return IdempotencyKey(Program(string(p)+"@"+termsID), accountID, role, grantedBefore)
 }

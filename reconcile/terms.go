@@ -142,6 +142,9 @@ type ServerlessVersion struct {
 	Threshold     decimal.Decimal `json:"threshold_usd"`
 	ReferrerBonus decimal.Decimal `json:"referrer_bonus_usd"`
 	ReferredBonus decimal.Decimal `json:"referred_bonus_usd"`
+	// UsageFrom, when set, counts only usage from this date: the built-in terms' program start
+	// (--serverless-start). A terms file has no such key.
+	UsageFrom time.Time `json:"usage_from,omitzero"`
 }
 
 // VersionRecord is one version as the ledger records it: its program, id, start, canonical

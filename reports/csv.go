@@ -15,6 +15,7 @@ import (
 type GrantRow struct {
 	GrantID          int64
 	Program          string
+	TermsID          string
 	BeneficiaryID    string
 	AmountUSD        decimal.Decimal // whole cents
 	AsOf             time.Time
@@ -32,7 +33,9 @@ type GrantRow struct {
 // ReferrerRow is one line of referrers.csv: a referrer's Referral Program account at the cutoff.
 type ReferrerRow struct {
 	ReferrerID       string
+	TermsID          string // the version of the account: a referrer has one row per version
 	Referrals        int64
+	NotNewReferrals  int64 // referrals bound to the version and excluded as not new accounts
 	ReferralSpendUSD decimal.Decimal // exact
 	EarnedUSD        decimal.Decimal // exact
 	TargetUSD        decimal.Decimal // whole cents
@@ -46,6 +49,7 @@ type ReferrerRow struct {
 // TemplateRow is one line of templates.csv: a template's Template Program account at the cutoff.
 type TemplateRow struct {
 	TemplateID       string
+	TermsID          string
 	CreatorID        string
 	RuntimeSeconds   int64
 	TemplateSpendUSD decimal.Decimal // exact
@@ -61,6 +65,7 @@ type TemplateRow struct {
 // Serverless Referral Program threshold.
 type ServerlessRow struct {
 	ReferredUserID     string
+	TermsID            string
 	ReferrerID         string
 	ServerlessSpendUSD decimal.Decimal // exact
 	GrantedUSD         decimal.Decimal // whole cents: ReferrerGrantedUSD + ReferredGrantedUSD
@@ -88,14 +93,14 @@ type Row interface {
 }
 
 var (
-	grantColumns = []string{"grant_id", "program", "beneficiary_id", "amount_usd", "as_of",
+	grantColumns = []string{"grant_id", "program", "terms_id", "beneficiary_id", "amount_usd", "as_of",
 		"idempotency_key", "account_id", "template_id", "referred_user_id", "role",
 		"granted_before_usd", "earned_usd", "run_id", "created_at"}
-	referrerColumns = []string{"referrer_id", "referrals", "referral_spend_usd", "earned_usd",
-		"target_usd", "granted_usd", "clawback_due_usd", "accepted", "status", "status_reason"}
-	templateColumns = []string{"template_id", "creator_id", "runtime_seconds", "template_spend_usd",
+	referrerColumns = []string{"referrer_id", "terms_id", "referrals", "referral_spend_usd", "earned_usd",
+		"target_usd", "granted_usd", "clawback_due_usd", "accepted", "status", "status_reason", "not_new_referrals"}
+	templateColumns = []string{"template_id", "terms_id", "creator_id", "runtime_seconds", "template_spend_usd",
 		"earned_usd", "target_usd", "granted_usd", "clawback_due_usd", "status", "status_reason"}
-	serverlessColumns = []string{"referred_user_id", "referrer_id", "serverless_spend_usd",
+	serverlessColumns = []string{"referred_user_id", "terms_id", "referrer_id", "serverless_spend_usd",
 		"granted_usd", "referrer_granted_usd", "referred_granted_usd", "status"}
 	anomalyColumns = []string{"usage_event_id", "reason", "user_id", "product", "template_id",
 		"amount_usd", "occurred_at"}
@@ -109,7 +114,7 @@ func (AnomalyRow) header() []string    { return anomalyColumns }
 
 func (r GrantRow) appendRecord(dst []string) ([]string, error) {
 	var c centsFormat
-	dst = append(dst, integer(r.GrantID), text(r.Program), text(r.BeneficiaryID),
+	dst = append(dst, integer(r.GrantID), text(r.Program), text(r.TermsID), text(r.BeneficiaryID),
 		c.format("amount_usd", r.AmountUSD), timestamp(r.AsOf), text(r.IdempotencyKey),
 		text(r.AccountID), text(r.TemplateID), text(r.ReferredUserID), text(r.Role),
 		c.format("granted_before_usd", r.GrantedBeforeUSD), r.EarnedUSD.String(),
@@ -119,16 +124,16 @@ func (r GrantRow) appendRecord(dst []string) ([]string, error) {
 
 func (r ReferrerRow) appendRecord(dst []string) ([]string, error) {
 	var c centsFormat
-	dst = append(dst, text(r.ReferrerID), integer(r.Referrals), r.ReferralSpendUSD.String(),
+	dst = append(dst, text(r.ReferrerID), text(r.TermsID), integer(r.Referrals), r.ReferralSpendUSD.String(),
 		r.EarnedUSD.String(), c.format("target_usd", r.TargetUSD),
 		c.format("granted_usd", r.GrantedUSD), c.format("clawback_due_usd", r.ClawbackDueUSD),
-		strconv.FormatBool(r.Accepted), text(r.Status), text(r.StatusReason))
+		strconv.FormatBool(r.Accepted), text(r.Status), text(r.StatusReason), integer(r.NotNewReferrals))
 	return dst, c.err
 }
 
 func (r TemplateRow) appendRecord(dst []string) ([]string, error) {
 	var c centsFormat
-	dst = append(dst, text(r.TemplateID), text(r.CreatorID), integer(r.RuntimeSeconds),
+	dst = append(dst, text(r.TemplateID), text(r.TermsID), text(r.CreatorID), integer(r.RuntimeSeconds),
 		r.TemplateSpendUSD.String(), r.EarnedUSD.String(), c.format("target_usd", r.TargetUSD),
 		c.format("granted_usd", r.GrantedUSD), c.format("clawback_due_usd", r.ClawbackDueUSD),
 		text(r.Status), text(r.StatusReason))
@@ -137,7 +142,7 @@ func (r TemplateRow) appendRecord(dst []string) ([]string, error) {
 
 func (r ServerlessRow) appendRecord(dst []string) ([]string, error) {
 	var c centsFormat
-	dst = append(dst, text(r.ReferredUserID), text(r.ReferrerID), r.ServerlessSpendUSD.String(),
+	dst = append(dst, text(r.ReferredUserID), text(r.TermsID), text(r.ReferrerID), r.ServerlessSpendUSD.String(),
 		c.format("granted_usd", r.GrantedUSD),
 		c.format("referrer_granted_usd", r.ReferrerGrantedUSD),
 		c.format("referred_granted_usd", r.ReferredGrantedUSD), text(r.Status))

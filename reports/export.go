@@ -72,6 +72,7 @@ type ManifestInfo struct {
 	AsOf         time.Time       // the cutoff
 	BusinessDate string          // YYYY-MM-DD, the day before the cutoff
 	Parameters   json.RawMessage // the program parameters the run used
+	Terms        json.RawMessage // the terms the run used: file SHA-256, versions and their hashes
 	Version      string          // the binary's version
 	// ControlTotals maps "referral", "template" and "serverless_referral" to their totals;
 	// a missing program counts as all zeros.
@@ -91,6 +92,7 @@ type Manifest struct {
 	BusinessDate  string                   `json:"business_date"`
 	Version       string                   `json:"version"`
 	Parameters    json.RawMessage          `json:"parameters"`
+	Terms         json.RawMessage          `json:"terms,omitempty"`
 	ControlTotals map[string]ProgramTotals `json:"control_totals"`
 	Anomalies     int64                    `json:"anomalies"`
 	Files         []File                   `json:"files"`
@@ -142,6 +144,9 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 	if len(m.Parameters) > 0 && !json.Valid(m.Parameters) {
 		return Manifest{}, fmt.Errorf("export dt=%s: parameters are not valid JSON", m.BusinessDate)
 	}
+	if len(m.Terms) > 0 && !json.Valid(m.Terms) {
+		return Manifest{}, fmt.Errorf("export dt=%s: terms are not valid JSON", m.BusinessDate)
+	}
 	dir := Prefix(m.BusinessDate)
 	// An old manifest would vouch for a mix of old and new files if this export failed.
 	if err := sink.Remove(ctx, dir+manifestName); err != nil {
@@ -184,6 +189,7 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 		BusinessDate:  m.BusinessDate,
 		Version:       m.Version,
 		Parameters:    m.Parameters,
+		Terms:         m.Terms,
 		ControlTotals: totals,
 		Anomalies:     m.AnomalyCount,
 	}

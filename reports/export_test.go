@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,41 +84,41 @@ func newFixture() *fixture {
 	asOf := ts("2026-02-05T00:00:00Z")
 	return &fixture{
 		grants: []GrantRow{
-			{GrantID: 101, Program: "referral", BeneficiaryID: quotedID, AmountUSD: d("40.00"), AsOf: asOf,
+			{GrantID: 101, Program: "referral", TermsID: "seed", BeneficiaryID: quotedID, AmountUSD: d("40.00"), AsOf: asOf,
 				IdempotencyKey: "referral:" + quotedID + ":0.00", AccountID: quotedID,
 				GrantedBeforeUSD: d("0"), EarnedUSD: d("40.00008"), RunID: 7, CreatedAt: ts("2026-02-05T00:03:12.123456Z")},
-			{GrantID: 102, Program: "serverless_referral", BeneficiaryID: "-referrer", AmountUSD: d("500"), AsOf: asOf,
+			{GrantID: 102, Program: "serverless_referral", TermsID: "seed", BeneficiaryID: "-referrer", AmountUSD: d("500"), AsOf: asOf,
 				IdempotencyKey: "serverless_referral:" + newlineID + ":referrer", AccountID: newlineID + "/referrer",
 				ReferredUserID: newlineID, Role: "referrer", GrantedBeforeUSD: d("0"), EarnedUSD: d("500"),
 				RunID: 7, CreatedAt: ts("2026-02-05T00:03:12Z")},
-			{GrantID: 103, Program: "serverless_referral", BeneficiaryID: newlineID, AmountUSD: d("500.00"), AsOf: asOf,
+			{GrantID: 103, Program: "serverless_referral", TermsID: "seed", BeneficiaryID: newlineID, AmountUSD: d("500.00"), AsOf: asOf,
 				IdempotencyKey: "serverless_referral:" + newlineID + ":referred", AccountID: newlineID + "/referred",
 				ReferredUserID: newlineID, Role: "referred", GrantedBeforeUSD: d("0"), EarnedUSD: d("500"),
 				RunID: 7, CreatedAt: ts("2026-02-05T00:03:12Z")},
-			{GrantID: 104, Program: "template", BeneficiaryID: "créateur-ü", AmountUSD: d("18.14"), AsOf: asOf,
+			{GrantID: 104, Program: "template", TermsID: "seed", BeneficiaryID: "créateur-ü", AmountUSD: d("18.14"), AsOf: asOf,
 				IdempotencyKey: "template:" + formulaID + ":0.00", AccountID: formulaID, TemplateID: formulaID,
 				GrantedBeforeUSD: d("0.00"), EarnedUSD: d("18.1440"), RunID: 8, CreatedAt: ts("2026-02-05T01:00:00+01:00")},
 		},
 		referrers: []ReferrerRow{
-			{ReferrerID: "@refund-user", Referrals: 30, ReferralSpendUSD: d("-3.50"), EarnedUSD: d("-0.07"),
+			{ReferrerID: "@refund-user", TermsID: "seed", Referrals: 30, ReferralSpendUSD: d("-3.50"), EarnedUSD: d("-0.07"),
 				TargetUSD: d("0"), GrantedUSD: d("25.00"), ClawbackDueUSD: d("25"), Accepted: true,
 				Status: "clawback_due", StatusReason: "refunds brought earned below granted"},
-			{ReferrerID: quotedID, Referrals: 25, ReferralSpendUSD: d("2000.004"), EarnedUSD: d("40.00008"),
+			{ReferrerID: quotedID, TermsID: "seed", Referrals: 25, ReferralSpendUSD: d("2000.004"), EarnedUSD: d("40.00008"),
 				TargetUSD: d("40"), GrantedUSD: d("40.00"), ClawbackDueUSD: d("0"), Accepted: true, Status: "granted"},
-			{ReferrerID: "日本語ユーザー", Referrals: 20, ReferralSpendUSD: d("2000"), EarnedUSD: d("40"),
+			{ReferrerID: "日本語ユーザー", TermsID: "seed", Referrals: 20, ReferralSpendUSD: d("2000"), EarnedUSD: d("40"),
 				TargetUSD: d("0"), GrantedUSD: d("0"), ClawbackDueUSD: d("0"),
 				Status: "accrued", StatusReason: "20 of 25 referrals, not accepted"},
 		},
 		templates: []TemplateRow{
-			{TemplateID: "\ttab-template", CreatorID: "+15551234", RuntimeSeconds: 3600, TemplateSpendUSD: d("0.54"),
+			{TemplateID: "\ttab-template", TermsID: "seed", CreatorID: "+15551234", RuntimeSeconds: 3600, TemplateSpendUSD: d("0.54"),
 				EarnedUSD: d("0.0054"), TargetUSD: d("0"), GrantedUSD: d("0"), ClawbackDueUSD: d("0"),
 				Status: "accrued", StatusReason: "runtime 3600s below 86400s"},
-			{TemplateID: formulaID, CreatorID: "créateur-ü", RuntimeSeconds: 604800, TemplateSpendUSD: d("1814.40"),
+			{TemplateID: formulaID, TermsID: "seed", CreatorID: "créateur-ü", RuntimeSeconds: 604800, TemplateSpendUSD: d("1814.40"),
 				EarnedUSD: d("18.144"), TargetUSD: d("18.14"), GrantedUSD: d("18.14"), ClawbackDueUSD: d("0"),
 				Status: "granted"},
 		},
 		serverless: []ServerlessRow{
-			{ReferredUserID: newlineID, ReferrerID: "-referrer", ServerlessSpendUSD: d("1000.000001"),
+			{ReferredUserID: newlineID, TermsID: "seed", ReferrerID: "-referrer", ServerlessSpendUSD: d("1000.000001"),
 				GrantedUSD: d("1000"), ReferrerGrantedUSD: d("500"), ReferredGrantedUSD: d("500"), Status: "granted"},
 		},
 		anomalies: []AnomalyRow{
@@ -300,26 +301,36 @@ func TestExportCSVParsesBack(t *testing.T) {
 	if got, want := strings.Join(grants[0], ","), strings.Join(grantColumns, ","); got != want {
 		t.Errorf("grants.csv header = %s, want %s", got, want)
 	}
+	// col is a field of a report by its column name.
+	col := func(records [][]string, row int, name string) string {
+		i := slices.Index(records[0], name)
+		if i < 0 {
+			t.Fatalf("no column %s in %v", name, records[0])
+		}
+		return records[row][i]
+	}
+	referrers, templates, anomalies := parse("referrers.csv"), parse("templates.csv"), parse("anomalies.csv")
 	tests := []struct {
 		name      string
 		got, want string
 	}{
-		{"comma and quotes survive", grants[1][2], quotedID},
-		{"newline survives", grants[3][2], newlineID},
-		{"formula is neutralised", grants[4][7], "'" + formulaID},
-		{"leading minus in an ID is neutralised", grants[2][2], "'-referrer"},
-		{"cents have two decimals", grants[2][3], "500.00"},
-		{"exact amounts keep their digits", grants[4][11], "18.144"},
-		{"times are UTC", grants[4][13], "2026-02-05T00:00:00Z"},
-		{"fractional seconds are kept", grants[1][13], "2026-02-05T00:03:12.123456Z"},
-		{"negative money is not neutralised", parse("referrers.csv")[1][2], "-3.5"},
-		{"at sign is neutralised", parse("referrers.csv")[1][0], "'@refund-user"},
-		{"unicode survives", parse("referrers.csv")[3][0], "日本語ユーザー"},
-		{"tab is neutralised", parse("templates.csv")[1][0], "'\ttab-template"},
-		{"plus is neutralised", parse("templates.csv")[1][1], "'+15551234"},
-		{"raw anomaly amount", parse("anomalies.csv")[1][5], "NaN"},
-		{"negative anomaly amount", parse("anomalies.csv")[2][5], "-3.50"},
-		{"empty template id", parse("anomalies.csv")[1][4], ""},
+		{"comma and quotes survive", col(grants, 1, "beneficiary_id"), quotedID},
+		{"newline survives", col(grants, 3, "beneficiary_id"), newlineID},
+		{"formula is neutralised", col(grants, 4, "account_id"), "'" + formulaID},
+		{"leading minus in an ID is neutralised", col(grants, 2, "beneficiary_id"), "'-referrer"},
+		{"cents have two decimals", col(grants, 2, "amount_usd"), "500.00"},
+		{"exact amounts keep their digits", col(grants, 4, "earned_usd"), "18.144"},
+		{"times are UTC", col(grants, 4, "created_at"), "2026-02-05T00:00:00Z"},
+		{"fractional seconds are kept", col(grants, 1, "created_at"), "2026-02-05T00:03:12.123456Z"},
+		{"terms version", col(grants, 1, "terms_id"), "seed"},
+		{"negative money is not neutralised", col(referrers, 1, "referral_spend_usd"), "-3.5"},
+		{"at sign is neutralised", col(referrers, 1, "referrer_id"), "'@refund-user"},
+		{"unicode survives", col(referrers, 3, "referrer_id"), "日本語ユーザー"},
+		{"tab is neutralised", col(templates, 1, "template_id"), "'\ttab-template"},
+		{"plus is neutralised", col(templates, 1, "creator_id"), "'+15551234"},
+		{"raw anomaly amount", col(anomalies, 1, "amount_usd"), "NaN"},
+		{"negative anomaly amount", col(anomalies, 2, "amount_usd"), "-3.50"},
+		{"empty template id", col(anomalies, 1, "template_id"), ""},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

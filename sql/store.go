@@ -225,7 +225,7 @@ func (s *Store) Acceptance(ctx context.Context, referrerID string) (*jobs.Accept
 	return &a, nil
 }
 
-const runColumns = `id, kind, as_of, status, started_at, finished_at, host, version, parameters,
+const runColumns = `id, kind, as_of, status, started_at, finished_at, host, version, parameters, terms, allow_retroactive,
 	usage_rows, anomalies, grants_written, amount_granted, totals, error, shard_index, shard_count`
 
 // Runs lists the newest runs first.
@@ -242,8 +242,8 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]jobs.RunRecord, error) {
 // shard for a shard (which keeps the base's rows of its own accounts).
 func (s *Store) BaseRun(ctx context.Context, asOf time.Time, shard jobs.Shard) (*jobs.BaseRun, error) {
 	var b jobs.BaseRun
-	err := s.db.GetContext(ctx, &b, `SELECT id, as_of, started_at, seen_since, considered_before, fingerprint, aggregate_input,
-		       shard_index, shard_count
+	err := s.db.GetContext(ctx, &b, `SELECT id, as_of, coalesce(usage_cutoff, as_of) AS usage_cutoff, started_at, seen_since,
+		       considered_before, fingerprint, aggregate_input, shard_index, shard_count
 		FROM recon_runs WHERE as_of <= $1 AND grants_committed_at IS NOT NULL AND seen_since IS NOT NULL
 		  AND (shard_count IS NULL OR (shard_count = $2 AND shard_index = $3))
 		ORDER BY id DESC LIMIT 1`, asOf, shardCount(shard), shardIndex(shard))
@@ -264,6 +264,21 @@ func (s *Store) SucceededCutoffs(ctx context.Context, from, to time.Time) ([]tim
 		return nil, fmt.Errorf("list successful runs %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), translate(err))
 	}
 	return out, nil
+}
+
+// TermsInUse returns the latest recorded content of each terms version in use, and the latest
+// cutoff a run succeeded at (dry runs record nothing).
+func (s *Store) TermsInUse(ctx context.Context) ([]jobs.RecordedVersion, time.Time, error) {
+	var versions []jobs.RecordedVersion
+	if err := s.db.SelectContext(ctx, &versions, `SELECT DISTINCT ON (program, id) program, id, sha256, valid_from, content, first_run_id
+		FROM terms_versions ORDER BY program, id, recorded_at DESC, first_run_id DESC`); err != nil {
+		return nil, time.Time{}, fmt.Errorf("read the terms versions in use: %w", translate(err))
+	}
+	var latest sql.NullTime
+	if err := s.db.GetContext(ctx, &latest, `SELECT max(as_of) FROM recon_runs WHERE status = 'succeeded'`); err != nil {
+		return nil, time.Time{}, fmt.Errorf("find the latest successful cutoff: %w", translate(err))
+	}
+	return versions, latest.Time, nil
 }
 
 // Session is a pinned connection holding the run lock.
@@ -306,8 +321,8 @@ func (s *Session) StartRun(ctx context.Context, r jobs.RunRecord) (int64, error)
 	host, _ := os.Hostname()
 	var id int64
 	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, started_at, host, version, parameters,
-		shard_index, shard_count) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8) RETURNING id`,
-		r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters, r.ShardIndex, r.ShardCount)
+		shard_index, shard_count, terms, allow_retroactive) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters, r.ShardIndex, r.ShardCount, r.Terms, r.AllowRetroactive)
 	if err != nil {
 		return 0, fmt.Errorf("start run as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
 	}
@@ -319,7 +334,9 @@ func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time,
 	keys, programs, accounts, roles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	beneficiaries, templates, referred := make([]string, n), make([]string, n), make([]string, n)
 	amounts, before, spend, earned := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	terms := make([]string, n)
 	for i, g := range grants {
+		terms[i] = g.TermsID
 		keys[i], programs[i], accounts[i], roles[i] = g.IdempotencyKey, string(g.Program), g.AccountID, g.Role
 		beneficiaries[i], templates[i], referred[i] = g.BeneficiaryID, g.TemplateID, g.ReferredUser
 		amounts[i], before[i] = g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2)
@@ -327,7 +344,8 @@ func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time,
 	}
 	res, err := tx.ExecContext(ctx, query("grants_insert"), asOf, runID,
 		pq.Array(keys), pq.Array(programs), pq.Array(accounts), pq.Array(roles), pq.Array(beneficiaries),
-		pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned))
+		pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned),
+		pq.Array(terms))
 	if err != nil {
 		return fmt.Errorf("insert grants of run %d: %w", runID, translate(err))
 	}
@@ -397,8 +415,19 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	if err := s.tx.GetContext(ctx, &info, query("snapshot_info"), fmt.Sprintf("%d seconds", int64(in.LateMargin.Seconds()))); err != nil {
 		return res, fmt.Errorf("snapshot time: %w", translate(err))
 	}
-	if err := s.tx.GetContext(ctx, &res.Fingerprint, query("fingerprint"), in.AsOf); err != nil {
+	if err := s.tx.GetContext(ctx, &res.Fingerprint, query("fingerprint"), in.UsageCutoff()); err != nil {
 		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
+	}
+	if runID == 0 {
+		// A snapshot may plan more than once (simulate: current and proposed terms).
+		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates"} {
+			if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id = $1`, run); err != nil {
+				return res, fmt.Errorf("clear scratch %s: %w", table, translate(err))
+			}
+		}
+	}
+	if err := writeTerms(ctx, s.tx, run, in.Terms, referralPlan(in.Terms), templatePlan(in.Terms)); err != nil {
+		return res, err
 	}
 	if base != nil {
 		reason, err := s.baseInvalid(ctx, base)
@@ -411,37 +440,42 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 		res.FullBecause = reason
 	}
 	res.Mode = "full"
-	if err := s.aggregate(ctx, run, "usage_events", in); err != nil {
+	if err := s.aggregate(ctx, run, run, "usage_events", in); err != nil {
 		return res, err
 	}
 	var counts struct {
 		Before int64 `db:"before"`
 		Future int64 `db:"future"`
 	}
-	if err := s.tx.GetContext(ctx, &counts, query("usage_considered"), in.AsOf, in.Latest); err != nil {
+	if err := s.tx.GetContext(ctx, &counts, query("usage_considered"), in.UsageCutoff(), in.Latest); err != nil {
 		return res, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
 	}
 	res.ConsideredBefore, res.Considered = counts.Before, counts.Before+counts.Future
 	return s.finishAggregate(ctx, run, runID, "usage_events", in, res, info.SnapshotAt, info.SeenSince)
 }
 
-// aggregate finds the anomalies of source's rows and aggregates the others, under run.
-func (s *Snapshot) aggregate(ctx context.Context, run int64, source string, in jobs.AggregateInput) error {
-	at := in.AsOf.Format(time.RFC3339)
-	if err := s.insertSelect(ctx, "run_anomalies", usageQuery("anomalies_prepare", source), run, in.AsOf, in.Latest, in.MaxAmount); err != nil {
+// aggregate finds the anomalies of source's rows and aggregates the others under run, priced by
+// the terms recorded under termsRun (see writeTerms).
+func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source string, in jobs.AggregateInput) error {
+	at, cutoff := in.AsOf.Format(time.RFC3339), in.UsageCutoff()
+	if err := s.insertSelect(ctx, "run_anomalies", usageQuery("anomalies_prepare", source), run, cutoff, in.Latest, in.MaxAmount); err != nil {
 		return fmt.Errorf("find anomalies as_of=%s: %w", at, err)
 	}
 	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
 		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
 	shards, shard := max(in.Shard.Count, 1), in.Shard.Index
-	if err := s.insertSelect(ctx, "run_referrals", usageQuery("aggregate_referrals", source), run, in.AsOf,
-		startArg(in.ReferralStart), startArg(in.ServerlessStart), shards, shard); err != nil {
-		return fmt.Errorf("aggregate referrals as_of=%s: %w", at, err)
-	}
-	if err := s.insertSelect(ctx, "run_templates", usageQuery("aggregate_templates", source), run, in.AsOf,
-		startArg(in.TemplateStart), shards, shard); err != nil {
-		return fmt.Errorf("aggregate templates as_of=%s: %w", at, err)
+	for _, a := range []struct {
+		table, query string
+		plan         ratePlan
+	}{
+		{"run_referrals", "aggregate_referrals", referralPlan(in.Terms)},
+		{"run_templates", "aggregate_templates", templatePlan(in.Terms)},
+	} {
+		if err := s.insertSelect(ctx, a.table, usageQuery(a.query, source), run, cutoff, termsRun,
+			pq.Array(a.plan.products), pq.Array(a.plan.classes), pq.Array(a.plan.bounds), shards, shard); err != nil {
+			return fmt.Errorf("%s as_of=%s: %w", a.query, at, err)
+		}
 	}
 	return nil
 }
@@ -485,7 +519,7 @@ func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string,
 		return fmt.Sprintf("base run %d was superseded by a newer run of its cutoff", base.ID), nil
 	}
 	var fp string
-	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), base.AsOf); err != nil {
+	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), base.UsageCutoff); err != nil {
 		return "", fmt.Errorf("fingerprint of base run %d: %w", base.ID, translate(err))
 	}
 	if fp != base.Fingerprint {
@@ -505,7 +539,7 @@ func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string,
 func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.AggregateInput, base *jobs.BaseRun,
 	res jobs.Aggregates, snapshotAt, seenSince time.Time) (jobs.Aggregates, error) {
 	res.Mode, res.BaseRunID = "incremental", base.ID
-	if _, err := s.tx.ExecContext(ctx, query("delta_prepare"), in.AsOf, base.AsOf, base.ID, base.SeenSince, in.Latest, seenSince); err != nil {
+	if _, err := s.tx.ExecContext(ctx, query("delta_prepare"), in.UsageCutoff(), base.UsageCutoff, base.ID, base.SeenSince, in.Latest, seenSince); err != nil {
 		return res, fmt.Errorf("read usage since base run %d: %w", base.ID, translate(err))
 	}
 	// Autovacuum never analyzes a temporary table: without statistics the joins below guess.
@@ -514,7 +548,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 	}
 	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
 	delta := s.scratch - 1<<32
-	if err := s.aggregate(ctx, delta, "(SELECT * FROM run_delta WHERE counted)", in); err != nil {
+	if err := s.aggregate(ctx, delta, run, "(SELECT * FROM run_delta WHERE counted)", in); err != nil {
 		return res, err
 	}
 	for _, name := range []string{"delta_merge_referrals", "delta_merge_templates"} {
@@ -522,7 +556,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 			return res, fmt.Errorf("%s onto base run %d: %w", name, base.ID, translate(err))
 		}
 	}
-	if _, err := s.tx.ExecContext(ctx, query("delta_merge_anomalies"), run, base.ID, delta, base.AsOf); err != nil {
+	if _, err := s.tx.ExecContext(ctx, query("delta_merge_anomalies"), run, base.ID, delta, base.UsageCutoff); err != nil {
 		return res, fmt.Errorf("merge anomalies onto base run %d: %w", base.ID, translate(err))
 	}
 	for _, table := range []string{"run_referrals", "run_templates", "run_anomalies"} {
@@ -535,7 +569,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 		Future int64 `db:"future"`
 	}
 	if err := s.tx.GetContext(ctx, &counts, `SELECT count(*) FILTER (WHERE occurred_at < $1) AS before,
-		count(*) FILTER (WHERE occurred_at > $2) AS future FROM run_delta WHERE counted`, in.AsOf, in.Latest); err != nil {
+		count(*) FILTER (WHERE occurred_at > $2) AS future FROM run_delta WHERE counted`, in.UsageCutoff(), in.Latest); err != nil {
 		return res, fmt.Errorf("count delta: %w", translate(err))
 	}
 	res.DeltaRows = counts.Before
@@ -555,7 +589,7 @@ func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, source
 	if runID == 0 || run < 0 {
 		return res, nil
 	}
-	if err := s.insertSelect(ctx, "run_seen", usageQuery("seen_insert", source), run, seenSince, in.AsOf); err != nil {
+	if err := s.insertSelect(ctx, "run_seen", usageQuery("seen_insert", source), run, seenSince, in.UsageCutoff()); err != nil {
 		return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), err)
 	}
 	input, err := json.Marshal(in.Key())
@@ -567,8 +601,8 @@ func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, source
 		baseID = res.BaseRunID
 	}
 	if _, err := s.tx.ExecContext(ctx, `UPDATE recon_runs SET mode = $2, base_run_id = $3, snapshot_at = $4, seen_since = $5,
-		considered_before = $6, fingerprint = $7, aggregate_input = $8 WHERE id = $1`,
-		run, res.Mode, baseID, snapshotAt, seenSince, res.ConsideredBefore, res.Fingerprint, input); err != nil {
+		considered_before = $6, fingerprint = $7, aggregate_input = $8, usage_cutoff = $9 WHERE id = $1`,
+		run, res.Mode, baseID, snapshotAt, seenSince, res.ConsideredBefore, res.Fingerprint, input, in.UsageCutoff()); err != nil {
 		return res, fmt.Errorf("record run %d aggregates: %w", run, translate(err))
 	}
 	return res, nil
@@ -601,12 +635,43 @@ func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time,
 		(SELECT id FROM recon_runs WHERE id < $1 AND started_at < now() - interval '31 days')`, runID); err != nil {
 		return fmt.Errorf("prune run_seen: %w", translate(err))
 	}
-	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen"} {
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates"} {
 		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
 			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2
 			  AND ($3::integer IS NULL OR (shard_count = $3 AND shard_index = $4)))`,
 			asOf, runID, shardCount(sum.Shard), shardIndex(sum.Shard)); err != nil {
 			return fmt.Errorf("prune %s of older runs as_of=%s: %w", table, asOf.Format(time.RFC3339), translate(err))
+		}
+	}
+	return nil
+}
+
+// RecordTerms records the versions in use at cutoff asOf (those starting before it) that
+// terms_versions does not hold with this content yet.
+func (s *Snapshot) RecordTerms(ctx context.Context, runID int64, asOf time.Time, versions []reconcile.VersionRecord) error {
+	for _, v := range versions {
+		if !v.From.IsZero() && !v.From.Before(asOf) {
+			continue
+		}
+		// The shards of a night record the same versions at once: the shard that loses the race
+		// fails to serialize, and finds them recorded (or, if the winner rolled back, records them
+		// at its next run).
+		if _, err := s.tx.ExecContext(ctx, "SAVEPOINT record_terms"); err != nil {
+			return fmt.Errorf("record terms version %s/%s: %w", v.Program, v.ID, translate(err))
+		}
+		_, err := s.tx.ExecContext(ctx, `INSERT INTO terms_versions (program, id, sha256, valid_from, content, first_run_id)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+			v.Program, v.ID, v.SHA256, nullTime(v.From), string(v.Content), runID)
+		var pqErr *pq.Error
+		release := "RELEASE SAVEPOINT record_terms"
+		if errors.As(err, &pqErr) && pqErr.Code == "40001" {
+			release, err = "ROLLBACK TO SAVEPOINT record_terms", nil
+		}
+		if err != nil {
+			return fmt.Errorf("record terms version %s/%s: %w", v.Program, v.ID, translate(err))
+		}
+		if _, err := s.tx.ExecContext(ctx, release); err != nil {
+			return fmt.Errorf("record terms version %s/%s: %w", v.Program, v.ID, translate(err))
 		}
 	}
 	return nil
@@ -663,9 +728,12 @@ func (s *Snapshot) Anomalies(ctx context.Context, runIDs []int64, fn func(jobs.A
 
 type referrerRow struct {
 	ReferrerID  string          `db:"referrer_id"`
+	TermsID     string          `db:"terms_id"`
 	Referrals   int64           `db:"referrals"`
+	NotNew      int64           `db:"not_new"`
 	UsageRows   int64           `db:"usage_rows"`
 	Spend       decimal.Decimal `db:"spend"`
+	Earned      decimal.Decimal `db:"earned"`
 	Accepted    bool            `db:"accepted"`
 	Granted     decimal.Decimal `db:"granted"`
 	GrantedAsOf decimal.Decimal `db:"granted_as_of"`
@@ -673,18 +741,22 @@ type referrerRow struct {
 
 // Referrers streams a run's Referral Program accounts, ordered by referrer id.
 func (s *Snapshot) Referrers(ctx context.Context, q jobs.Query, fn func(reconcile.ReferrerTotals) error) error {
-	return streamArgs(ctx, s.tx, "read referrers", query("referrers"), s.args(q), func(rows *sqlx.Rows) error {
+	args := s.args(q)
+	args = append(args, args[0].(pq.Int64Array)[0]) // the terms of the set's first run
+	return streamArgs(ctx, s.tx, "read referrers", query("referrers"), args, func(rows *sqlx.Rows) error {
 		var r referrerRow
 		if err := rows.StructScan(&r); err != nil {
 			return err
 		}
-		return fn(reconcile.ReferrerTotals{ReferrerID: r.ReferrerID, Referrals: r.Referrals, UsageRows: r.UsageRows,
-			Spend: r.Spend, Accepted: r.Accepted, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
+		return fn(reconcile.ReferrerTotals{ReferrerID: r.ReferrerID, TermsID: r.TermsID, Referrals: r.Referrals, NotNew: r.NotNew,
+			UsageRows: r.UsageRows, Spend: r.Spend, Earned: r.Earned, Accepted: r.Accepted, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
 	})
 }
 
 type templateRow struct {
 	TemplateID     string          `db:"template_id"`
+	TermsID        string          `db:"terms_id"`
+	Earned         decimal.Decimal `db:"earned"`
 	CreatorID      string          `db:"creator_id"`
 	UsageRows      int64           `db:"usage_rows"`
 	RuntimeSeconds int64           `db:"runtime_seconds"`
@@ -700,13 +772,14 @@ func (s *Snapshot) Templates(ctx context.Context, q jobs.Query, fn func(reconcil
 		if err := rows.StructScan(&r); err != nil {
 			return err
 		}
-		return fn(reconcile.TemplateTotals{TemplateID: r.TemplateID, CreatorID: r.CreatorID, UsageRows: r.UsageRows,
+		return fn(reconcile.TemplateTotals{TemplateID: r.TemplateID, TermsID: r.TermsID, Earned: r.Earned, CreatorID: r.CreatorID, UsageRows: r.UsageRows,
 			RuntimeSeconds: r.RuntimeSeconds, Spend: r.Spend, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
 	})
 }
 
 type serverlessRow struct {
 	ReferredUserID      string          `db:"referred_user_id"`
+	TermsID             string          `db:"terms_id"`
 	ReferrerID          string          `db:"referrer_id"`
 	UsageRows           int64           `db:"usage_rows"`
 	Spend               decimal.Decimal `db:"spend"`
@@ -723,10 +796,29 @@ func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconci
 		if err := rows.StructScan(&r); err != nil {
 			return err
 		}
-		return fn(reconcile.ServerlessTotals{ReferredUserID: r.ReferredUserID, ReferrerID: r.ReferrerID,
+		return fn(reconcile.ServerlessTotals{ReferredUserID: r.ReferredUserID, TermsID: r.TermsID, ReferrerID: r.ReferrerID,
 			UsageRows: r.UsageRows, Spend: r.Spend,
 			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
 			GrantedReferrerAsOf: r.GrantedReferrerAsOf, GrantedReferredAsOf: r.GrantedReferredAsOf})
+	})
+}
+
+// Referrals streams up to limit referrals of q.Beneficiary (as referrer or referred user) made
+// before q.AsOf, bound by the terms of the scratch run this snapshot aggregated last.
+func (s *Snapshot) Referrals(ctx context.Context, q jobs.Query, limit int, fn func(jobs.ReferralBinding) error) error {
+	args := []any{s.run(q.RunID), q.AsOf, q.Beneficiary, limit}
+	return streamArgs(ctx, s.tx, "list referrals", query("explain_referrals"), args, func(rows *sqlx.Rows) error {
+		var b jobs.ReferralBinding
+		if err := rows.StructScan(&b); err != nil {
+			return err
+		}
+		b.ReferredAt = b.ReferredAt.UTC()
+		for _, t := range []*time.Time{b.WindowEnd, b.ServerlessWindowEnd} {
+			if t != nil {
+				*t = t.UTC()
+			}
+		}
+		return fn(b)
 	})
 }
 
@@ -767,7 +859,7 @@ func (s *Snapshot) args(q jobs.Query) []any {
 	if len(runs) == 0 {
 		runs = []int64{s.run(q.RunID)}
 	}
-	return []any{pq.Array(runs), q.AsOf, nullString(q.Beneficiary), max(q.Shard.Count, 1), q.Shard.Index}
+	return []any{pq.Int64Array(runs), q.AsOf, nullString(q.Beneficiary), max(q.Shard.Count, 1), q.Shard.Index}
 }
 
 // shardCount and shardIndex are a run's shard columns: NULL when it is unsharded.
@@ -800,14 +892,6 @@ func streamArgs(ctx context.Context, tx *sqlx.Tx, what, text string, args []any,
 		return fmt.Errorf("%s: %w", what, translate(err))
 	}
 	return nil
-}
-
-// startArg passes a program start; no start date is -infinity.
-func startArg(t time.Time) any {
-	if t.IsZero() {
-		return "-infinity"
-	}
-	return t
 }
 
 func nullString(s string) any {

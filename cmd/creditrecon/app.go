@@ -35,6 +35,8 @@ var commands = map[string]command{
 	"reports":  {"list the report files of a cutoff with download links", cmdReports},
 	"serve":    {"run the nightly job on a cron schedule (deployments without Kubernetes)", cmdServe},
 	"verify":   {"audit the ledger, the grants owed and the report manifests (read only)", cmdVerify},
+	"terms":    {"validate a terms file and print its versions (terms check FILE)", cmdTerms},
+	"simulate": {"price proposed terms beside the current ones on one snapshot (writes nothing)", cmdSimulate},
 }
 
 // env is what a command talks to; tests build one around buffers.
@@ -93,12 +95,13 @@ func usageErrorf(format string, args ...any) error {
 // errors. Messages say what to do next.
 func exitCode(ctx context.Context, err error, stderr io.Writer) int {
 	var ue *usageError
+	var termsErr *jobs.TermsError
 	switch {
 	case err == nil:
 		return exitcode.OK
 	case errors.Is(err, flag.ErrHelp):
 		return exitcode.Usage
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &termsErr):
 		fmt.Fprintf(stderr, "creditrecon: %v\n", err)
 		return exitcode.Usage
 	case errors.Is(err, jobs.ErrLocked):

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/runpod/creditrecon/jobs"
 	sqlstore "github.com/runpod/creditrecon/sql"
+	"github.com/runpod/creditrecon/terms"
 )
 
 // settings binds flags to environment variables: a flag's default comes from its variable, and a
@@ -207,8 +211,26 @@ func (c *common) open(ctx context.Context) (*sqlstore.Store, error) {
 	return st, nil
 }
 
-// programFlags binds the program parameters (SPEC 2.4) and the input checks (SPEC 3.4).
-func programFlags(s *settings, c *jobs.Config) {
+// programSettings are the program terms of a command: a terms file (SPEC 7), or the program
+// flags of SPEC 2.4, never both.
+type programSettings struct {
+	cfg       *jobs.Config
+	fs        *flag.FlagSet
+	termsFile string
+	flags     [][2]string // the program flags and their variables
+}
+
+// programFlags binds the terms file, the program parameters (SPEC 2.4) and the input checks
+// (SPEC 3.4). Call load after parsing.
+func programFlags(s *settings, c *jobs.Config) *programSettings {
+	ps := &programSettings{cfg: c, fs: s.fs}
+	s.String(&ps.termsFile, "terms", "CREDITRECON_TERMS",
+		"the programs' terms file (YAML, see terms/seed.yaml); without it the program flags below are the terms")
+	for _, name := range []string{"programs", "referral-rate", "referral-min-referrals", "referral-min-spend", "template-rate",
+		"template-min-runtime-seconds", "serverless-threshold", "serverless-referrer-bonus", "serverless-referred-bonus",
+		"referral-start", "template-start", "serverless-start"} {
+		ps.flags = append(ps.flags, [2]string{name, "CREDITRECON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))})
+	}
 	p := &c.Params
 	programs := "referral,template,serverless_referral"
 	s.bind("programs", "CREDITRECON_PROGRAMS", "enabled programs, comma-separated (default \""+programs+"\")", func(v string) error {
@@ -256,6 +278,36 @@ func programFlags(s *settings, c *jobs.Config) {
 		"extend the aggregates of a run at most this old instead of reading the whole history (0: always full)")
 	s.Duration(&c.LateMargin, "late-margin", "CREDITRECON_LATE_MARGIN",
 		"how long before a run's snapshot a row it could not see may have been stamped (ingested_at)")
+	return ps
+}
+
+// load reads the terms file, if one is given, into the config: a usage error names the file,
+// line and key of each problem, or the program flags given beside it (one source of truth).
+func (ps *programSettings) load() error {
+	if ps.termsFile == "" {
+		return nil
+	}
+	var given []string
+	for _, f := range ps.flags {
+		if v, ok := lookupEnv(f[1]); flagSet(ps.fs, f[0]) || ok && v != "" {
+			given = append(given, "--"+f[0]+" ("+f[1]+")")
+		}
+	}
+	if len(given) > 0 {
+		return usageErrorf("%s: set in the terms file %s, not as flags or variables: remove them, or drop --terms (CREDITRECON_TERMS)",
+			strings.Join(given, ", "), ps.termsFile)
+	}
+	b, err := os.ReadFile(ps.termsFile)
+	if err != nil {
+		return usageErrorf("terms: %v", err)
+	}
+	t, err := terms.Parse(ps.termsFile, b)
+	if err != nil {
+		return usageErrorf("terms: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	ps.cfg.Terms = jobs.TermsSource{File: ps.termsFile, SHA256: hex.EncodeToString(sum[:]), Terms: t}
+	return nil
 }
 
 // parseCutoff parses a DATE (YYYY-MM-DD, 00:00 in loc) or a TIME (RFC 3339, or

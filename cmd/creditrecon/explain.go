@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/runpod/creditrecon/jobs"
+	"github.com/runpod/creditrecon/reconcile"
+	"github.com/runpod/creditrecon/terms"
 )
 
 func cmdExplain(ctx context.Context, e *env, args []string) error {
@@ -17,7 +20,7 @@ func cmdExplain(ctx context.Context, e *env, args []string) error {
 	var c common
 	c.register(s)
 	cfg := jobs.DefaultConfig()
-	programFlags(s, &cfg)
+	programs := programFlags(s, &cfg)
 	asOf := fs.String("as-of", "", "cutoff: DATE or TIME (default today 00:00)")
 	rest, err := s.parse(args)
 	if err != nil {
@@ -27,6 +30,9 @@ func cmdExplain(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("explain: give exactly one BENEFICIARY_ID")
 	}
 	if cfg.Location, err = c.validate(); err != nil {
+		return err
+	}
+	if err := programs.load(); err != nil {
 		return err
 	}
 	cutoff := jobs.Nightly(e.now(), cfg.Location)
@@ -53,26 +59,61 @@ func cmdExplain(ctx context.Context, e *env, args []string) error {
 }
 
 func printExplanation(w io.Writer, x *jobs.Explanation) {
-	p := x.Params
 	fmt.Fprintf(w, "%s as of %s\n", x.BeneficiaryID, x.AsOf.Format(time.RFC3339))
-	fmt.Fprintf(w, "thresholds: referral %s%% from %d referrals and %s USD spend, after acceptance; "+
-		"template %s%% from %d runtime seconds; serverless %s + %s USD at %s USD serverless spend\n\n",
-		p.Referral.Rate.Shift(2), p.Referral.MinReferrals, p.Referral.MinSpend.StringFixed(2),
-		p.Template.Rate.Shift(2), p.Template.MinRuntimeSeconds,
-		p.Serverless.ReferrerBonus.StringFixed(2), p.Serverless.ReferredBonus.StringFixed(2), p.Serverless.Threshold.StringFixed(2))
+	if x.Terms.HoldingDays > 0 {
+		fmt.Fprintf(w, "usage counts once it is %d days old: usage before %s\n", x.Terms.HoldingDays, x.UsageCutoff.Format(time.RFC3339))
+	}
+	// The terms versions of the accounts shown, and of the referrals listed.
+	type version struct {
+		program reconcile.Program
+		id      string
+	}
+	var versions []version
+	seen := map[version]bool{}
+	use := func(p reconcile.Program, id string) {
+		if v := (version{p, id}); id != "" && !seen[v] {
+			seen[v] = true
+			versions = append(versions, v)
+		}
+	}
+	for _, d := range x.Decisions {
+		use(d.Program, d.TermsID)
+	}
+	for _, b := range x.Referrals {
+		use(reconcile.Referral, b.TermsID)
+		use(reconcile.ServerlessReferral, b.ServerlessTermsID)
+	}
+	if len(versions) > 0 {
+		fmt.Fprintln(w, "terms:")
+		for _, v := range versions {
+			fmt.Fprintf(w, "  %s %s: %s\n", v.program, v.id, terms.Describe(x.Terms, v.program, v.id))
+		}
+	}
+	fmt.Fprintln(w)
 	if len(x.Decisions) == 0 {
 		fmt.Fprintln(w, "no account pays this user: not a referrer, template creator or referred user before the cutoff")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROGRAM\tACCOUNT\tSPEND_USD\tEARNED_USD\tELIGIBLE\tTARGET_USD\tGRANTED_USD\tOWED_USD\tCLAWBACK_DUE_USD\tSTATUS\tWHY")
+		fmt.Fprintln(tw, "PROGRAM\tTERMS\tACCOUNT\tSPEND_USD\tEARNED_USD\tELIGIBLE\tTARGET_USD\tGRANTED_USD\tOWED_USD\tCLAWBACK_DUE_USD\tHELD_SPEND_USD\tHELD_EARNED_USD\tSTATUS\tWHY")
 		for _, d := range x.Decisions {
 			account := d.AccountID
 			if d.Role != "" {
 				account += " (" + d.Role + " bonus)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Program, account, d.Spend.String(), d.Earned.String(),
-				d.Eligible, d.Target.StringFixed(2), d.Granted.StringFixed(2), d.Owed.StringFixed(2), d.ClawbackDue.StringFixed(2),
-				d.Status, d.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Program, cmp.Or(d.TermsID, "-"), account,
+				d.Spend.String(), d.Earned.String(), d.Eligible, d.Target.StringFixed(2), d.Granted.StringFixed(2), d.Owed.StringFixed(2),
+				d.ClawbackDue.StringFixed(2), d.HeldSpend.String(), d.HeldEarned.String(), d.Status, d.Reason)
+		}
+		tw.Flush()
+	}
+	if len(x.Referrals) > 0 {
+		fmt.Fprintf(w, "\nreferrals of %s before the cutoff (as referrer or referred user; at most %d):\n", x.BeneficiaryID, len(x.Referrals))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "REFERRED_USER\tREFERRER\tREFERRED_AT\tREFERRAL_TERMS\tREFERRAL_WINDOW_END\tSERVERLESS_TERMS\tSERVERLESS_WINDOW_END\tNOTE")
+		for _, b := range x.Referrals {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ReferredUserID, b.ReferrerID, b.ReferredAt.Format(time.RFC3339),
+				cmp.Or(b.TermsID, "-"), windowEnd(b.TermsID, b.WindowEnd), cmp.Or(b.ServerlessTermsID, "-"),
+				windowEnd(b.ServerlessTermsID, b.ServerlessWindowEnd), referralNote(b))
 		}
 		tw.Flush()
 	}
@@ -87,4 +128,40 @@ func printExplanation(w io.Writer, x *jobs.Explanation) {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "\nusage rows excluded as anomalies as of the cutoff (all users): %d\n", x.Anomalies)
+}
+
+func windowEnd(termsID string, end *time.Time) string {
+	switch {
+	case termsID == "":
+		return "-"
+	case end == nil:
+		return "lifetime"
+	default:
+		return end.Format(time.RFC3339)
+	}
+}
+
+// referralNote says why a referral earns nothing in a program, if it does not.
+func referralNote(b jobs.ReferralBinding) string {
+	if b.SelfReferral {
+		return "self-referral: earns nothing"
+	}
+	var notes []string
+	for _, p := range []struct {
+		program, termsID string
+		enabled, isNew   bool
+	}{
+		{"referral", b.TermsID, b.Enabled, b.NewAccount},
+		{"serverless_referral", b.ServerlessTermsID, b.ServerlessEnabled, b.ServerlessNewAccount},
+	} {
+		switch {
+		case p.termsID == "":
+			notes = append(notes, p.program+": referred before the program's first terms version")
+		case !p.enabled:
+			notes = append(notes, p.program+": terms version "+p.termsID+" is disabled")
+		case !p.isNew:
+			notes = append(notes, p.program+": not_new_account (created too long before the referral)")
+		}
+	}
+	return strings.Join(notes, "; ")
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [--full] [--shard I/N] [flags]",
+	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [--full] [--shard I/N] [--terms FILE] [--allow-retroactive] [flags]",
 		"creditrecon run --as-of 2026-02-01 --dry-run")
 	s := &settings{fs: fs}
 	var rs runnerSettings
@@ -20,6 +20,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	asOf := fs.String("as-of", "", "cutoff: DATE (YYYY-MM-DD, 00:00 in --timezone) or TIME (RFC 3339); default today 00:00")
 	dryRun := fs.Bool("dry-run", false, "print the grants the run would write, and write nothing")
 	full := fs.Bool("full", false, "read the whole usage history instead of extending the last run's aggregates")
+	retroactive := fs.Bool("allow-retroactive", false, "accept terms that re-price usage already counted (a version or rate period "+
+		"from before the latest successful cutoff): the run reads the whole history, grants what more is owed, reports the "+
+		"rest as clawback_due, and the ledger records it")
 	shardFlag := fs.String("shard", "", "process only the accounts of shard I of N (I/N, e.g. $(JOB_COMPLETION_INDEX)/4 in an Indexed Job); the last shard to finish writes the reports")
 	err := s.parseNone("run", args)
 	if err != nil {
@@ -51,7 +54,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeRunner()
-	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun, Full: *full, Shard: shard})
+	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun, Full: *full, Shard: shard, AllowRetroactive: *retroactive})
 	if err != nil {
 		log.Error("run failed", "as_of", cutoff, "error", err.Error())
 		return fmt.Errorf("run as_of=%s: %w", cutoff.Format(time.RFC3339), err)

@@ -17,6 +17,7 @@ import (
 type runnerSettings struct {
 	common
 	cfg         jobs.Config
+	programs    *programSettings
 	pushgateway string
 	reports     reportSettings
 }
@@ -54,7 +55,7 @@ func (r *reportSettings) open(ctx context.Context) (reports.Sink, error) {
 func (r *runnerSettings) register(s *settings) {
 	r.common.register(s)
 	r.cfg = jobs.DefaultConfig()
-	programFlags(s, &r.cfg)
+	r.programs = programFlags(s, &r.cfg)
 	r.reports.register(s)
 	s.String(&r.pushgateway, "pushgateway-url", "PUSHGATEWAY_URL", "Prometheus Pushgateway to push run metrics to (optional)")
 }
@@ -66,6 +67,9 @@ func (r *runnerSettings) validate() error {
 		return err
 	}
 	r.cfg.Location, r.cfg.Version = loc, version
+	if err := r.programs.load(); err != nil {
+		return err
+	}
 	errs := []error{r.cfg.Validate()}
 	if r.pushgateway != "" {
 		if u, err := url.Parse(r.pushgateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

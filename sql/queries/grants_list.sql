@@ -1,5 +1,5 @@
 -- Grants by cutoff and/or beneficiary, in id order. $1 as_of (NULL: any), $2 beneficiary (NULL: any).
-SELECT id, idempotency_key, program, account_id, role, beneficiary_id,
+SELECT id, idempotency_key, program, terms_id, account_id, role, beneficiary_id,
        coalesce(template_id, '') AS template_id, coalesce(referred_user_id, '') AS referred_user_id,
        amount_usd, granted_before_usd, spend_usd, earned_usd, as_of, run_id, created_at
   FROM credit_grants

@@ -1,43 +1,53 @@
--- Referral Program accounts of runs $1 as of their cutoff $2 (SPEC 2.2): referrals before the
--- cutoff, their spend, acceptance, and grants. $3 only this referrer (NULL: all); $4/$5 only the
--- referrers of this shard (count 1: all). A sharded run's referrals count for the referrers of
--- its own shard: the shards of a night, read together, count each referral once.
+-- Referral Program accounts of runs $1 as of their cutoff $2 (SPEC 2.2, 7.2): per referrer and
+-- terms version (by run $6's terms), the referrals before the cutoff bound to the version (and
+-- those it excludes as not new accounts), their spend and earnings, acceptance, and grants. $3
+-- only this referrer (NULL: all); $4/$5 only the referrers of this shard (count 1: all). A
+-- sharded run's referrals count for the referrers of its own shard: the shards of a night, read
+-- together, count each referral once. terms_id '' holds referrals made before the first version.
 WITH counts AS (
-  SELECT referrer_id, count(*) AS referrals
-    FROM referrals
-   WHERE referred_at < $2 AND referrer_id <> referred_user_id
-     AND ($3::text IS NULL OR referrer_id = $3)
-     AND ($4::integer = 1 OR creditrecon_shard(referrer_id, $4) = $5)
-   GROUP BY referrer_id
+  SELECT r.referrer_id, coalesce(rt.terms_id, '') AS terms_id,
+         count(*) FILTER (WHERE creditrecon_new_account(u.created_at, r.referred_at, rt.max_account_age)) AS referrals,
+         count(*) FILTER (WHERE NOT creditrecon_new_account(u.created_at, r.referred_at, rt.max_account_age)) AS not_new
+    FROM referrals r
+    JOIN users u ON u.id = r.referred_user_id
+    LEFT JOIN run_terms rt ON rt.run_id = $6 AND rt.program = 'referral'
+                          AND r.referred_at >= rt.valid_from AND r.referred_at < rt.valid_to
+   WHERE r.referred_at < $2 AND r.referrer_id <> r.referred_user_id
+     AND ($3::text IS NULL OR r.referrer_id = $3)
+     AND ($4::integer = 1 OR creditrecon_shard(r.referrer_id, $4) = $5)
+   GROUP BY 1, 2
 ), spend AS (
-  SELECT a.referrer_id, sum(a.usage_rows) AS usage_rows, sum(a.spend_usd) AS spend
+  SELECT a.referrer_id, coalesce(a.terms_id, '') AS terms_id, sum(a.usage_rows) AS usage_rows,
+         sum(a.spend_usd) AS spend, sum(a.earned_usd) AS earned
     FROM run_referrals a
     LEFT JOIN recon_runs r ON r.id = a.run_id
    WHERE a.run_id = ANY($1) AND ($3::text IS NULL OR a.referrer_id = $3)
      AND (r.shard_count IS NULL OR creditrecon_shard(a.referrer_id, r.shard_count) = r.shard_index)
-   GROUP BY a.referrer_id
+   GROUP BY 1, 2
 ), later AS (
   -- Grants after the cutoff (a backfill's view of an older cutoff), to take off the totals.
-  SELECT program, account_id, role, sum(amount_usd) AS later
+  SELECT program, terms_id, account_id, role, sum(amount_usd) AS later
     FROM credit_grants
    WHERE as_of > $2
-   GROUP BY program, account_id, role
+   GROUP BY program, terms_id, account_id, role
 ), granted AS (
-  SELECT a.account_id AS referrer_id, a.granted_usd AS granted, a.granted_usd - coalesce(l.later, 0) AS granted_as_of
+  SELECT a.account_id AS referrer_id, a.terms_id, a.granted_usd AS granted, a.granted_usd - coalesce(l.later, 0) AS granted_as_of
     FROM credit_accounts a
-    LEFT JOIN later l USING (program, account_id, role)
+    LEFT JOIN later l USING (program, terms_id, account_id, role)
    WHERE a.program = 'referral' AND ($3::text IS NULL OR a.account_id = $3)
      AND ($4::integer = 1 OR creditrecon_shard(a.account_id, $4) = $5)
 )
-SELECT referrer_id,
+SELECT referrer_id, terms_id,
        coalesce(c.referrals, 0) AS referrals,
+       coalesce(c.not_new, 0) AS not_new,
        coalesce(s.usage_rows, 0) AS usage_rows,
        coalesce(s.spend, 0) AS spend,
+       coalesce(s.earned, 0) AS earned,
        a.referrer_id IS NOT NULL AS accepted,
        coalesce(g.granted, 0) AS granted,
        coalesce(g.granted_as_of, 0) AS granted_as_of
   FROM counts c
-  FULL JOIN granted g USING (referrer_id)
-  LEFT JOIN spend s USING (referrer_id)
+  FULL JOIN granted g USING (referrer_id, terms_id)
+  LEFT JOIN spend s USING (referrer_id, terms_id)
   LEFT JOIN referral_acceptances a USING (referrer_id)
- ORDER BY referrer_id COLLATE "C";
+ ORDER BY referrer_id COLLATE "C", terms_id COLLATE "C";

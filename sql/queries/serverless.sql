@@ -1,10 +1,11 @@
--- Serverless Referral Program accounts of runs $1 as of their cutoff $2 (SPEC 2.1): per referral
--- with serverless usage or a bonus granted, the spend and the bonuses granted per role.
--- $3 only referrals where this user is referrer or referred (NULL: all); $4/$5 only the
--- referred users of this shard (count 1: all). A sharded run's referrals count for the referred
--- users of its own shard.
+-- Serverless Referral Program accounts of runs $1 as of their cutoff $2 (SPEC 2.1, 7.2): per
+-- referral with usage that counts toward its bonus, or a bonus granted, its terms version, the
+-- spend and the bonuses granted per role. $3 only referrals where this user is referrer or
+-- referred (NULL: all); $4/$5 only the referred users of this shard (count 1: all). A sharded
+-- run's referrals count for the referred users of its own shard.
 WITH spend AS (
-  SELECT a.referred_user_id, a.referrer_id, a.serverless_rows AS usage_rows, a.serverless_usd AS spend
+  SELECT a.referred_user_id, coalesce(a.serverless_terms_id, '') AS terms_id, a.referrer_id,
+         a.serverless_rows AS usage_rows, a.serverless_usd AS spend
     FROM run_referrals a
     LEFT JOIN recon_runs r ON r.id = a.run_id
    WHERE a.run_id = ANY($1) AND a.serverless_rows > 0
@@ -13,25 +14,25 @@ WITH spend AS (
      AND (r.shard_count IS NULL OR creditrecon_shard(a.referred_user_id, r.shard_count) = r.shard_index)
 ), later AS (
   -- Grants after the cutoff (a backfill's view of an older cutoff), to take off the totals.
-  SELECT program, account_id, role, sum(amount_usd) AS later
+  SELECT program, terms_id, account_id, role, sum(amount_usd) AS later
     FROM credit_grants
    WHERE as_of > $2
-   GROUP BY program, account_id, role
+   GROUP BY program, terms_id, account_id, role
 ), granted AS (
-  SELECT a.account_id AS referred_user_id,
+  SELECT a.account_id AS referred_user_id, a.terms_id,
          max(a.beneficiary_id) FILTER (WHERE a.role = 'referrer') AS referrer_id,
          coalesce(sum(a.granted_usd) FILTER (WHERE a.role = 'referrer'), 0) AS granted_referrer,
          coalesce(sum(a.granted_usd) FILTER (WHERE a.role = 'referred'), 0) AS granted_referred,
          coalesce(sum(a.granted_usd - coalesce(l.later, 0)) FILTER (WHERE a.role = 'referrer'), 0) AS granted_referrer_as_of,
          coalesce(sum(a.granted_usd - coalesce(l.later, 0)) FILTER (WHERE a.role = 'referred'), 0) AS granted_referred_as_of
     FROM credit_accounts a
-    LEFT JOIN later l USING (program, account_id, role)
+    LEFT JOIN later l USING (program, terms_id, account_id, role)
    WHERE a.program = 'serverless_referral'
      AND ($3::text IS NULL OR a.account_id = $3 OR a.beneficiary_id = $3)
      AND ($4::integer = 1 OR creditrecon_shard(a.account_id, $4) = $5)
-   GROUP BY a.account_id
+   GROUP BY a.account_id, a.terms_id
 )
-SELECT referred_user_id,
+SELECT referred_user_id, terms_id,
        coalesce(s.referrer_id, r.referrer_id, g.referrer_id) AS referrer_id,
        coalesce(s.usage_rows, 0) AS usage_rows,
        coalesce(s.spend, 0) AS spend,
@@ -40,6 +41,6 @@ SELECT referred_user_id,
        coalesce(g.granted_referrer_as_of, 0) AS granted_referrer_as_of,
        coalesce(g.granted_referred_as_of, 0) AS granted_referred_as_of
   FROM spend s
-  FULL JOIN granted g USING (referred_user_id)
+  FULL JOIN granted g USING (referred_user_id, terms_id)
   LEFT JOIN referrals r USING (referred_user_id)
- ORDER BY referred_user_id COLLATE "C";
+ ORDER BY referred_user_id COLLATE "C", terms_id COLLATE "C";

@@ -93,14 +93,17 @@ DECLARE
 BEGIN
   -- creditrecon_owner owns them, also when an earlier migrate ran as another role.
   FOREACH t IN ARRAY ARRAY['recon_runs', 'credit_grants', 'referral_acceptances', 'creditrecon_migrations',
-                           'run_anomalies', 'run_referrals', 'run_templates', 'run_seen', 'credit_accounts'] LOOP
+                           'run_anomalies', 'run_referrals', 'run_templates', 'run_seen', 'credit_accounts',
+                           'terms_versions', 'run_terms', 'run_rates'] LOOP
     IF to_regclass(t) IS NOT NULL
        AND (SELECT relowner FROM pg_class WHERE oid = to_regclass(t)) <> 'creditrecon_owner'::regrole THEN
       EXECUTE format('ALTER TABLE %s OWNER TO creditrecon_owner', to_regclass(t));
     END IF;
   END LOOP;
   FOREACH f IN ARRAY ARRAY['credit_grants_append_only()', 'credit_grants_check_chain()', 'credit_accounts_add()',
-                           'creditrecon_shard(text, integer)'] LOOP
+                           'creditrecon_shard(text, integer)', 'terms_versions_append_only()',
+                           'creditrecon_window_end(timestamptz, integer, integer)',
+                           'creditrecon_new_account(timestamptz, timestamptz, interval)'] LOOP
     IF to_regprocedure(f) IS NOT NULL
        AND (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(f)) <> 'creditrecon_owner'::regrole THEN
       EXECUTE format('ALTER FUNCTION %s OWNER TO creditrecon_owner', to_regprocedure(f));
@@ -127,6 +130,16 @@ BEGIN
     REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE credit_accounts
       FROM creditrecon_job, creditrecon_operator, creditrecon_finance;
     GRANT SELECT ON TABLE credit_accounts TO creditrecon_job, creditrecon_finance;
+  END IF;
+
+  -- The terms versions in use: a run records the versions it used, once per content; nobody
+  -- changes or removes one (and the owner's attempts are refused by the triggers).
+  IF to_regclass('terms_versions') IS NOT NULL THEN
+    REVOKE ALL ON TABLE terms_versions FROM PUBLIC;
+    REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE terms_versions
+      FROM creditrecon_job, creditrecon_operator, creditrecon_finance;
+    GRANT SELECT, INSERT ON TABLE terms_versions TO creditrecon_job;
+    GRANT SELECT ON TABLE terms_versions TO creditrecon_finance;
   END IF;
 
   -- The run ledger: a run inserts its row and updates it (counts, status, abandoned runs).

@@ -1,0 +1,232 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/shopspring/decimal"
+
+	"github.com/runpod/creditrecon/reconcile"
+)
+
+// A rate plan is a run's terms in the form one aggregate query can apply to millions of usage
+// rows cheaply. Each usage row falls into a product class and a period bucket:
+//
+//   - the bucket is width_bucket(occurred_at, bounds), where bounds are every date on which some
+//     version's rate (or counted products) changes, so that within a bucket every version has one
+//     rate period in force;
+//   - the class groups the products that every version treats alike in every bucket; class 0 is
+//     every product the terms do not name (and those they treat like it).
+//
+// The query sums usage per account, class and bucket, then joins run_rates, which holds the rate
+// of each (version, class, bucket): earned is the exact sum of amount × rate, and the rows and
+// spend that count are those with a rate. With the built-in terms the referral side has two
+// classes (serverless and the rest) and one bucket, and the template side one class.
+type ratePlan struct {
+	products []string // the products of a class other than 0
+	classes  []int    // classes[i] is the class of products[i]
+	bounds   []time.Time
+	rates    []rateRow
+}
+
+type rateRow struct {
+	program reconcile.Program
+	termsID string
+	class   int
+	bucket  int
+	rate    decimal.Decimal
+}
+
+// rateSource is one version's rule: the rate of a product in the bucket that starts at start,
+// and false when usage of that product there does not count.
+type rateSource struct {
+	program reconcile.Program
+	termsID string
+	rate    func(product string, start time.Time) (decimal.Decimal, bool)
+}
+
+// referralPlan is the plan of the referral-side aggregate: Referral Program rates and the
+// products that count toward a serverless bonus.
+func referralPlan(t reconcile.Terms) ratePlan {
+	var sources []rateSource
+	var bounds []time.Time
+	var named []string
+	for _, v := range t.Referral {
+		sources = append(sources, rateSource{reconcile.Referral, v.ID, periodRate(v.Rates, nil)})
+		for _, p := range v.Rates {
+			bounds = append(bounds, p.From)
+			for product := range p.Rates {
+				named = append(named, product)
+			}
+		}
+	}
+	for _, v := range t.Serverless {
+		counts := func(product string, start time.Time) (decimal.Decimal, bool) {
+			if !slices.Contains(v.Products, product) || (!v.UsageFrom.IsZero() && start.Before(v.UsageFrom)) {
+				return decimal.Decimal{}, false
+			}
+			return decimal.NewFromInt(1), true
+		}
+		sources = append(sources, rateSource{reconcile.ServerlessReferral, v.ID, counts})
+		bounds = append(bounds, v.UsageFrom)
+		named = append(named, v.Products...)
+	}
+	return newRatePlan(sources, bounds, named)
+}
+
+// templatePlan is the plan of the template aggregate.
+func templatePlan(t reconcile.Terms) ratePlan {
+	var sources []rateSource
+	var bounds []time.Time
+	var named []string
+	for _, v := range t.Template {
+		sources = append(sources, rateSource{reconcile.Template, v.ID, periodRate(v.Rates, v.Products)})
+		for _, p := range v.Rates {
+			bounds = append(bounds, p.From)
+		}
+		named = append(named, v.Products...)
+	}
+	return newRatePlan(sources, bounds, named)
+}
+
+// periodRate is the rate of a product under rate periods: the period in force at start, and its
+// rate for the product, or for any product when products (a template version's) lists it.
+func periodRate(periods []reconcile.RatePeriod, products []string) func(string, time.Time) (decimal.Decimal, bool) {
+	return func(product string, start time.Time) (decimal.Decimal, bool) {
+		var in *reconcile.RatePeriod
+		for i, p := range periods {
+			if p.From.IsZero() || !p.From.After(start) {
+				in = &periods[i]
+			}
+		}
+		if in == nil {
+			return decimal.Decimal{}, false
+		}
+		if products != nil {
+			if !slices.Contains(products, product) {
+				return decimal.Decimal{}, false
+			}
+			product = reconcile.AnyProduct
+		}
+		return in.Rate(product)
+	}
+}
+
+// newRatePlan classes the named products by how the sources treat them in each bucket.
+func newRatePlan(sources []rateSource, bounds []time.Time, named []string) ratePlan {
+	var plan ratePlan
+	bounds = slices.DeleteFunc(bounds, time.Time.IsZero)
+	slices.SortFunc(bounds, time.Time.Compare)
+	plan.bounds = slices.CompactFunc(bounds, time.Time.Equal)
+	// A bucket's start: the first bucket starts at the beginning of time.
+	starts := append([]time.Time{time.Unix(-1<<40, 0)}, plan.bounds...)
+	signature := func(product string) string {
+		var b strings.Builder
+		for _, src := range sources {
+			for _, start := range starts {
+				if r, ok := src.rate(product, start); ok {
+					b.WriteString(r.String())
+				}
+				b.WriteByte('|')
+			}
+		}
+		return b.String()
+	}
+	// Class 0 is every product the terms do not name; a product that never appears in a rate
+	// table is treated like it. The marker cannot be a product of class > 0: "*" is not named.
+	represent := []string{reconcile.AnyProduct}
+	classOf := map[string]int{signature(reconcile.AnyProduct): 0}
+	slices.Sort(named)
+	for _, product := range slices.Compact(named) {
+		if product == reconcile.AnyProduct {
+			continue
+		}
+		sig := signature(product)
+		c, ok := classOf[sig]
+		if !ok {
+			c = len(represent)
+			classOf[sig] = c
+			represent = append(represent, product)
+		}
+		if c != 0 {
+			plan.products = append(plan.products, product)
+			plan.classes = append(plan.classes, c)
+		}
+	}
+	for _, src := range sources {
+		for class, product := range represent {
+			for bucket, start := range starts {
+				if r, ok := src.rate(product, start); ok {
+					plan.rates = append(plan.rates, rateRow{src.program, src.termsID, class, bucket, r})
+				}
+			}
+		}
+	}
+	return plan
+}
+
+// writeTerms records under run the versions of every program in binding order and the rates of
+// both plans.
+func writeTerms(ctx context.Context, tx *sqlx.Tx, run int64, t reconcile.Terms, plans ...ratePlan) error {
+	type version struct {
+		program reconcile.Program
+		v       reconcile.Version
+		window  reconcile.Window
+		maxAge  *time.Duration
+	}
+	var versions []version
+	for _, v := range t.Referral {
+		versions = append(versions, version{reconcile.Referral, v.Version, v.Window, v.MaxAccountAge})
+	}
+	for _, v := range t.Template {
+		versions = append(versions, version{reconcile.Template, v.Version, reconcile.Window{}, nil})
+	}
+	for _, v := range t.Serverless {
+		versions = append(versions, version{reconcile.ServerlessReferral, v.Version, v.Window, v.MaxAccountAge})
+	}
+	n := len(versions)
+	programs, ids, froms, tos := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	enabled, months, days, ages := make([]bool, n), make([]int64, n), make([]int64, n), make([]any, n)
+	for i, v := range versions {
+		programs[i], ids[i], enabled[i] = string(v.program), v.v.ID, v.v.Enabled
+		months[i], days[i] = int64(v.window.Months), int64(v.window.Days)
+		froms[i], tos[i] = "-infinity", "infinity"
+		if !v.v.From.IsZero() {
+			froms[i] = v.v.From.UTC().Format(time.RFC3339Nano)
+		}
+		if i+1 < n && versions[i+1].program == v.program {
+			tos[i] = versions[i+1].v.From.UTC().Format(time.RFC3339Nano)
+		}
+		if v.maxAge != nil {
+			ages[i] = fmt.Sprintf("%d microseconds", v.maxAge.Microseconds())
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO run_terms (run_id, program, terms_id, valid_from, valid_to, enabled,
+		window_months, window_days, max_account_age)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
+		                         $7::integer[], $8::integer[], $9::interval[])`,
+		run, pq.Array(programs), pq.Array(ids), pq.Array(froms), pq.Array(tos), pq.BoolArray(enabled),
+		pq.Array(months), pq.Array(days), pq.GenericArray{A: ages}); err != nil {
+		return fmt.Errorf("record the terms of run %d: %w", run, translate(err))
+	}
+	var rp, rid []string
+	var rc, rb []int64
+	var rr []string
+	for _, plan := range plans {
+		for _, r := range plan.rates {
+			rp, rid = append(rp, string(r.program)), append(rid, r.termsID)
+			rc, rb, rr = append(rc, int64(r.class)), append(rb, int64(r.bucket)), append(rr, r.rate.String())
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO run_rates (run_id, program, terms_id, class, bucket, rate)
+		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::numeric[])`,
+		run, pq.Array(rp), pq.Array(rid), pq.Array(rc), pq.Array(rb), pq.Array(rr)); err != nil {
+		return fmt.Errorf("record the rates of run %d: %w", run, translate(err))
+	}
+	return nil
+}
