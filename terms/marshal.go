@@ -17,7 +17,9 @@ import (
 // decimal strings, froms as a DATE when at 00:00 UTC and an RFC 3339 TIME otherwise, keys that
 // hold their zero value left out where the file allows it. For terms that Parse accepted, Parse
 // reads the result back as equal terms (reconcile.Terms.Equal); terms that break the file's rules
-// (an empty list, an id that is not one) are written as they are, and Parse reports them.
+// (an empty list, an id that is not one) are written as they are, and Parse reports them. Fields
+// that no terms file sets (ServerlessVersion.UsageFrom, the built-in terms' program start) are
+// not written.
 func Marshal(t reconcile.Terms) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "holding_days: %d\n", t.HoldingDays)
