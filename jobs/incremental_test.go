@@ -33,8 +33,9 @@ func day(f *fixture, rng *rand.Rand, d time.Time, users []string) {
 
 // aggregateQueries read a run's aggregates and anomalies.
 var aggregateQueries = map[string]string{
-	"referrals": `SELECT referred_user_id, referrer_id, usage_rows, spend_usd, serverless_rows, serverless_usd FROM run_referrals WHERE run_id = %d`,
-	"templates": `SELECT template_id, creator_id, usage_rows, runtime_seconds, spend_usd FROM run_templates WHERE run_id = %d`,
+	"referrals": `SELECT referred_user_id, referrer_id, usage_rows, spend_usd, serverless_rows, serverless_usd, terms_id, earned_usd,
+		serverless_terms_id FROM run_referrals WHERE run_id = %d`,
+	"templates": `SELECT template_id, creator_id, usage_rows, runtime_seconds, spend_usd, terms_id, earned_usd FROM run_templates WHERE run_id = %d`,
 	"anomalies": `SELECT usage_event_id, reason FROM run_anomalies WHERE run_id = %d`,
 }
 
@@ -65,12 +66,16 @@ func sameAggregates(t *testing.T, f *fixture, run int64) {
 
 // TestIncrementalEqualsFull runs random histories night by night, with late rows and a row
 // committed by a transaction that was open while a run read, and checks after every night that
-// the incremental run recorded exactly what a full run of the same cutoff records.
+// the incremental run recorded exactly what a full run of the same cutoff records. Trials after
+// the first run under random terms of several versions (randomTerms).
 func TestIncrementalEqualsFull(t *testing.T) {
-	for trial := range 3 {
+	for trial := range 4 {
 		t.Run(fmt.Sprintf("trial %d", trial), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(trial), 42))
 			f := newFixture(t)
+			if trial > 0 {
+				f.useTerms(randomTerms(rng, date("2026-01-01"), 38))
+			}
 			history(f, rng)
 			f.exec(`INSERT INTO users VALUES ('late_ref', '2026-01-01')`)
 			users := []string{"maker1", "maker2", "ref1_u1", "ref1_u2", "ref2_u3", "ref3_u4", "ref3_u5", "late_ref"}
@@ -135,6 +140,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					t.Errorf("as of %s: a full run after the incremental one granted %d, want nothing", cutoff.Format(time.DateOnly), len(full.Plan.Grants))
 				}
 				sameAggregates(t, f, full.RunID)
+			}
+			if f.grantCount() == 0 {
+				t.Errorf("the history granted nothing")
 			}
 			if incremental < 5 {
 				t.Errorf("only %d of 8 nightly runs were incremental", incremental)

@@ -30,9 +30,10 @@ func TestTermsCheck(t *testing.T) {
 			wantStdout: []string{
 				"holding_days 0, min_grant_usd 0.01\n",
 				"PROGRAM ", " SHA256 ", " SUMMARY\n",
-				"all products 2%; window lifetime; from 25 referrals and 500.00 USD spend; acceptance required\n",
-				"pod, serverless at 1%; from 86400 runtime seconds\n",
-				"serverless spend >= 1000.00 USD: 500.00 USD to the referrer + 500.00 USD to the referred user; window lifetime\n",
+				"referral             seed  -     true     ",
+				"2% of every product; lifetime window; from 25 referrals and 500.00 USD of referral spend, after acceptance\n",
+				"1% of pod, serverless; from 86400 runtime seconds\n",
+				"500.00 + 500.00 USD once serverless spend reaches 1000.00 USD; lifetime window\n",
 			},
 		},
 		{
@@ -40,13 +41,10 @@ func TestTermsCheck(t *testing.T) {
 			args:     []string{"terms", "check", filepath.Join(dir, "runpod-2025.yaml")},
 			wantCode: exitcode.OK,
 			wantStdout: []string{
-				"runpod-2025-06",
-				"2025-06-16  true",
-				"pod 3%, serverless 5%; window 6mo; from 0 referrals and 0.00 USD spend; no acceptance; " +
-					"only accounts created at most 24h before the referral\n",
-				"ended-2025-06",
-				"2025-06-16  false",
-				"disabled: relationships that bind to it earn nothing in the program\n",
+				"referral             runpod-2025-06  2025-06-16  true",
+				"pod 3%, serverless 5%, other products nothing; 6mo window; from 0 referrals and 0.00 USD of referral spend; new accounts only",
+				"serverless_referral  ended-2025-06   2025-06-16  false",
+				"disabled: earns nothing\n",
 			},
 		},
 		{
