@@ -142,6 +142,18 @@ func TestVerifyFindsViolations(t *testing.T) {
 		{"second serverless bonus", "serverless_once", "bonus of referral v1 2 times", func(f *fixture, _ string) {
 			f.forge("serverless_referral:v1/referred:500.00", "serverless_referral", "v1", "referred", "v1", "500.00", "500.00", lastRun)
 		}},
+		{"grant of an unrecorded terms version", "terms_recorded", "name version ghost, which terms_versions does not record", func(f *fixture, _ string) {
+			f.exec(`ALTER TABLE credit_grants DISABLE TRIGGER USER`)
+			f.exec(`INSERT INTO credit_grants (idempotency_key, program, terms_id, account_id, role, beneficiary_id, amount_usd,
+				granted_before_usd, spend_usd, earned_usd, as_of, run_id)
+				VALUES ('template@ghost:tpl:0.00', 'template', 'ghost', 'tpl', '', 'maker', 1, 0, 0, 0, '2026-02-01', `+lastRun+`)`)
+			f.exec(`ALTER TABLE credit_grants ENABLE TRIGGER USER`)
+		}},
+		{"recorded terms edited", "terms_hashes", "template/seed recorded by run", func(f *fixture, _ string) {
+			f.exec(`ALTER TABLE terms_versions DISABLE TRIGGER USER`)
+			f.exec(`UPDATE terms_versions SET content = replace(content, '0.01', '0.05') WHERE program = 'template'`)
+			f.exec(`ALTER TABLE terms_versions ENABLE TRIGGER USER`)
+		}},
 		{"run left running", "running", "is running but its session does not hold the run lock", func(f *fixture, _ string) {
 			f.exec(`INSERT INTO recon_runs (kind, as_of, status, parameters, backend_pid) VALUES ('run', '2026-02-01', 'running', '{}', 0)`)
 		}},

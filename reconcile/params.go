@@ -75,7 +75,7 @@ func (p Params) Terms() Terms {
 		MinGrant: decimal.RequireFromString("0.01"),
 		Referral: []ReferralVersion{{
 			Version:            Version{ID: SeedTermsID, Enabled: p.Referral.Enabled},
-			Rates:              []RatePeriod{{From: p.Referral.Start, Rates: map[string]decimal.Decimal{AnyProduct: p.Referral.Rate}}},
+			Rates:              []RatePeriod{{From: utc(p.Referral.Start), Rates: map[string]decimal.Decimal{AnyProduct: p.Referral.Rate}}},
 			MinReferrals:       p.Referral.MinReferrals,
 			MinSpend:           p.Referral.MinSpend,
 			RequiresAcceptance: true,
@@ -83,7 +83,7 @@ func (p Params) Terms() Terms {
 		Template: []TemplateVersion{{
 			Version:           Version{ID: SeedTermsID, Enabled: p.Template.Enabled},
 			Products:          []string{"pod", "serverless"},
-			Rates:             []RatePeriod{{From: p.Template.Start, Rates: map[string]decimal.Decimal{AnyProduct: p.Template.Rate}}},
+			Rates:             []RatePeriod{{From: utc(p.Template.Start), Rates: map[string]decimal.Decimal{AnyProduct: p.Template.Rate}}},
 			MinRuntimeSeconds: p.Template.MinRuntimeSeconds,
 		}},
 		Serverless: []ServerlessVersion{{
@@ -92,9 +92,18 @@ func (p Params) Terms() Terms {
 			Threshold:     p.Serverless.Threshold,
 			ReferrerBonus: p.Serverless.ReferrerBonus,
 			ReferredBonus: p.Serverless.ReferredBonus,
-			UsageFrom:     p.Serverless.Start,
+			UsageFrom:     utc(p.Serverless.Start),
 		}},
 	}
+}
+
+// utc returns t in UTC, and the zero time as it is: terms hash their dates, which must not
+// depend on the zone they were read in.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
 }
 
 // Validate reports every parameter out of range, naming the parameter as its flag does.

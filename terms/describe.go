@@ -29,13 +29,13 @@ func Describe(t reconcile.Terms, p reconcile.Program, id string) string {
 		}
 		add("%s", periods(v.Rates, nil))
 		add("%s window", v.Window)
-		accept := ""
+		accept := ", no acceptance needed"
 		if v.RequiresAcceptance {
 			accept = ", after acceptance"
 		}
 		add("from %d referrals and %s USD of referral spend%s", v.MinReferrals, v.MinSpend.StringFixed(2), accept)
 		if v.MaxAccountAge != nil {
-			add("new accounts only (created at most %s before the referral)", v.MaxAccountAge)
+			add("new accounts only (created at most %s before the referral)", formatAge(*v.MaxAccountAge))
 		}
 		if v.Cap != nil {
 			add("capped at %s USD", v.Cap.StringFixed(2))
@@ -65,7 +65,7 @@ func Describe(t reconcile.Terms, p reconcile.Program, id string) string {
 			strings.Join(v.Products, ", "), v.Threshold.StringFixed(2))
 		add("%s window", v.Window)
 		if v.MaxAccountAge != nil {
-			add("new accounts only (created at most %s before the referral)", v.MaxAccountAge)
+			add("new accounts only (created at most %s before the referral)", formatAge(*v.MaxAccountAge))
 		}
 	default:
 		return "no such program"
