@@ -28,10 +28,10 @@ func audit(t testing.TB, db *sqlx.DB, quiescent bool) []string {
 	checks := []struct{ what, query string }{
 		{"duplicate idempotency key", `SELECT idempotency_key || ' ×' || count(*) FROM credit_grants
 			GROUP BY idempotency_key HAVING count(*) > 1`},
-		{"two grants from one account state", `SELECT program || '/' || account_id || '/' || role || ' at ' || granted_before_usd || ' ×' || count(*)
-			FROM credit_grants GROUP BY program, account_id, role, granted_before_usd HAVING count(*) > 1`},
+		{"two grants from one account state", `SELECT program || '@' || terms_id || '/' || account_id || '/' || role || ' at ' || granted_before_usd || ' ×' || count(*)
+			FROM credit_grants GROUP BY program, terms_id, account_id, role, granted_before_usd HAVING count(*) > 1`},
 		{"granted_before_usd is not the sum of the account's earlier grants", `SELECT idempotency_key || ': says ' || granted_before_usd || ', earlier grants sum to ' || before
-			FROM (SELECT idempotency_key, granted_before_usd, coalesce(sum(amount_usd) OVER (PARTITION BY program, account_id, role ORDER BY id
+			FROM (SELECT idempotency_key, granted_before_usd, coalesce(sum(amount_usd) OVER (PARTITION BY program, terms_id, account_id, role ORDER BY id
 			        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before FROM credit_grants) c
 			WHERE before <> granted_before_usd`},
 		{"grant without a run", `SELECT g.idempotency_key || ' (run ' || g.run_id || ')' FROM credit_grants g
@@ -85,13 +85,13 @@ type grant struct {
 // ledger is a database's grants: every grant, ordered by key, and the sum per account.
 type ledger struct {
 	grants []grant
-	sums   map[string]decimal.Decimal // by program/account_id/role
+	sums   map[string]decimal.Decimal // by program@terms_id/account_id/role
 }
 
 func readLedger(t testing.TB, db *sqlx.DB) ledger {
 	t.Helper()
 	var l ledger
-	if err := db.Select(&l.grants, `SELECT idempotency_key, program, program || '/' || account_id || '/' || role AS account,
+	if err := db.Select(&l.grants, `SELECT idempotency_key, program, program || '@' || terms_id || '/' || account_id || '/' || role AS account,
 		beneficiary_id, amount_usd::text AS amount_usd, granted_before_usd::text AS granted_before_usd,
 		to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS as_of
 		FROM credit_grants ORDER BY idempotency_key COLLATE "C"`); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/runpod/creditrecon/jobs"
 	"github.com/runpod/creditrecon/reconcile"
 	sqlstore "github.com/runpod/creditrecon/sql"
+	"github.com/runpod/creditrecon/terms"
 )
 
 // concurrentLock starts 4 to 6 runners at (nearly) the same instant: the advisory lock lets one
@@ -188,6 +189,13 @@ func (w *world) concurrentNoLock(t *testing.T, tl *tally) {
 		defer st.Close()
 		cfg := jobs.DefaultConfig()
 		cfg.Version = "drill"
+		if *flagTerms != "" {
+			t, err := terms.Load(*flagTerms)
+			if err != nil {
+				tr.t.Fatal(err)
+			}
+			cfg.Terms = jobs.TermsSource{File: *flagTerms, Terms: t}
+		}
 		runner := &jobs.Runner{Store: st, Config: cfg, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 		plan := func() []reconcile.Grant {
 			res, err := runner.Run(ctx, jobs.RunOptions{AsOf: asOf, DryRun: true})

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -284,7 +285,15 @@ func newTemplate(t *testing.T, rows int, seed uint64) *template {
 	if _, err := db.Exec("ANALYZE"); err != nil {
 		t.Fatal(err)
 	}
-	return &template{dsn: dsn, admin: pgtest.NewDatabase(t)}
+	tpl := &template{dsn: dsn, admin: pgtest.NewDatabase(t)}
+	if *flagTerms != "" {
+		path, err := filepath.Abs(*flagTerms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpl.env = []string{"CREDITRECON_TERMS=" + path}
+	}
+	return tpl
 }
 
 // derive makes a new template from tpl: a copy changed by sql, with extra environment for every

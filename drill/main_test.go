@@ -15,9 +15,11 @@ var (
 	flagTrials = flag.Int("drill.trials", 0, "trials per scenario (default 3, or 10 with -drill.long)")
 	flagKills  = flag.Int("drill.kills", 0, "SIGKILL trials of `creditrecon run` (default -drill.trials, or 100 with -drill.long); "+
 		"the backfill is killed a quarter as often, at least -drill.trials times")
-	flagLong = flag.Bool("drill.long", false, "the long form: 100 SIGKILL trials of run, 25 of backfill, 10 trials of every other scenario")
-	flagSeed = flag.Uint64("drill.seed", 1, "seed of the synthetic data and of every trial's random choices")
-	flagRows = flag.Int("drill.rows", 300_000, "usage rows of the synthetic population (sets how long a run takes)")
+	flagLong  = flag.Bool("drill.long", false, "the long form: 100 SIGKILL trials of run, 25 of backfill, 10 trials of every other scenario")
+	flagSeed  = flag.Uint64("drill.seed", 1, "seed of the synthetic data and of every trial's random choices")
+	flagRows  = flag.Int("drill.rows", 300_000, "usage rows of the synthetic population (sets how long a run takes)")
+	flagTerms = flag.String("drill.terms", "testdata/terms.yaml", "the terms file every command runs with (several versions per "+
+		"program); empty: the built-in terms")
 )
 
 // trials is the number of trials of the scenarios other than SIGKILL.
