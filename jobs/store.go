@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -292,27 +293,45 @@ const (
 
 // RunRecord is a row of the run ledger.
 type RunRecord struct {
-	ID            int64            `db:"id"`
-	Kind          string           `db:"kind"`
-	AsOf          time.Time        `db:"as_of"`
-	Status        string           `db:"status"`
-	StartedAt     time.Time        `db:"started_at"`
-	FinishedAt    *time.Time       `db:"finished_at"`
-	Host          string           `db:"host"`
-	Version       string           `db:"version"`
-	Parameters    []byte           `db:"parameters"`
-	Terms         []byte           `db:"terms"` // a TermsRecord; nil for runs from before terms
+	ID         int64           `db:"id"`
+	Kind       string          `db:"kind"`
+	AsOf       time.Time       `db:"as_of"`
+	Status     string          `db:"status"`
+	StartedAt  time.Time       `db:"started_at"`
+	FinishedAt *time.Time      `db:"finished_at"`
+	Host       string          `db:"host"`
+	Version    string          `db:"version"`
+	Parameters json.RawMessage `db:"parameters"`
+	Terms      json.RawMessage `db:"terms"` // a TermsRecord; nil for runs from before terms
 	// AllowRetroactive: the run was allowed terms that re-price usage already counted.
-	AllowRetroactive bool `db:"allow_retroactive"`
-	UsageRows     *int64           `db:"usage_rows"`
-	Anomalies     *int64           `db:"anomalies"`
-	GrantsWritten *int64           `db:"grants_written"`
-	AmountGranted *decimal.Decimal `db:"amount_granted"`
-	Totals        []byte           `db:"totals"`
-	Error         *string          `db:"error"`
-	ShardIndex    *int             `db:"shard_index"`
-	ShardCount    *int             `db:"shard_count"`
+	AllowRetroactive bool             `db:"allow_retroactive"`
+	UsageRows        *int64           `db:"usage_rows"`
+	Anomalies        *int64           `db:"anomalies"`
+	GrantsWritten    *int64           `db:"grants_written"`
+	AmountGranted    *decimal.Decimal `db:"amount_granted"`
+	Totals           []byte           `db:"totals"`
+	Error            *string          `db:"error"`
+	ShardIndex       *int             `db:"shard_index"`
+	ShardCount       *int             `db:"shard_count"`
 }
 
 // Shard returns the shard the run processed.
 func (r RunRecord) Shard() Shard { return shardOf(r.ShardIndex, r.ShardCount) }
+
+// TermsLabel names the run's terms in a word: the first 12 hex digits of its terms file's
+// SHA-256, "built-in" for the built-in terms, "-" for a run from before terms; "+retroactive"
+// when the run was allowed to re-price counted usage.
+func (r RunRecord) TermsLabel() string {
+	label := "-"
+	var rec TermsRecord
+	if len(r.Terms) > 0 && json.Unmarshal(r.Terms, &rec) == nil {
+		label = "built-in"
+		if rec.FileSHA256 != "" {
+			label = rec.FileSHA256[:min(12, len(rec.FileSHA256))]
+		}
+	}
+	if r.AllowRetroactive {
+		label += "+retroactive"
+	}
+	return label
+}

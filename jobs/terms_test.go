@@ -116,8 +116,8 @@ func TestRunPod2025Terms(t *testing.T) {
 	runpodHistory(f)
 	f.run("2026-03-01")
 	for _, c := range []struct {
-		what                   string
-		program                reconcile.Program
+		what                     string
+		program                  reconcile.Program
 		terms, beneficiary, want string
 	}{
 		{"beta referrals keep lifetime earnings at 2% of every product", reconcile.Referral, "seed", "beta", "13.00"},
@@ -165,11 +165,14 @@ func TestRunPod2025Terms(t *testing.T) {
 	if want := "edge 2025-12-16T00:00:00Z n1 2026-01-01T00:00:00Z old1 2026-01-01T00:00:00Z"; strings.Join(ends, " ") != want {
 		t.Errorf("explain window ends %q, want %q", strings.Join(ends, " "), want)
 	}
-	// Running again writes nothing.
+	// Running again writes nothing, and the operators' audit passes on the versioned ledger.
 	n := f.grantCount()
 	f.run("2026-03-01")
 	if f.grantCount() != n {
 		t.Errorf("the same run again: %d grants, was %d", f.grantCount(), n)
+	}
+	if err := f.verify(jobs.VerifyOptions{}).Err(); err != nil {
+		t.Errorf("verify: %v", err)
 	}
 }
 

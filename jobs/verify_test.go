@@ -146,7 +146,7 @@ func TestVerifyFindsViolations(t *testing.T) {
 			f.exec(`ALTER TABLE credit_grants DISABLE TRIGGER USER`)
 			f.exec(`INSERT INTO credit_grants (idempotency_key, program, terms_id, account_id, role, beneficiary_id, amount_usd,
 				granted_before_usd, spend_usd, earned_usd, as_of, run_id)
-				VALUES ('template@ghost:tpl:0.00', 'template', 'ghost', 'tpl', '', 'maker', 1, 0, 0, 0, '2026-02-01', `+lastRun+`)`)
+				VALUES ('template@ghost:tpl:0.00', 'template', 'ghost', 'tpl', '', 'maker', 1, 0, 0, 0, '2026-02-01', ` + lastRun + `)`)
 			f.exec(`ALTER TABLE credit_grants ENABLE TRIGGER USER`)
 		}},
 		{"recorded terms edited", "terms_hashes", "template/seed recorded by run", func(f *fixture, _ string) {

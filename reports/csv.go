@@ -35,7 +35,7 @@ type ReferrerRow struct {
 	ReferrerID       string
 	TermsID          string // the version of the account: a referrer has one row per version
 	Referrals        int64
-	NotNewReferrals  int64 // referrals bound to the version and excluded as not new accounts
+	NotNewReferrals  int64           // referrals bound to the version and excluded as not new accounts
 	ReferralSpendUSD decimal.Decimal // exact
 	EarnedUSD        decimal.Decimal // exact
 	TargetUSD        decimal.Decimal // whole cents

@@ -44,7 +44,7 @@ func cmdRuns(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSHARD\tAS_OF\tSTATUS\tSTARTED\tDURATION\tUSAGE_ROWS\tANOMALIES\tGRANTS\tAMOUNT_USD\tERROR")
+	fmt.Fprintln(tw, "ID\tKIND\tSHARD\tAS_OF\tSTATUS\tSTARTED\tDURATION\tTERMS\tUSAGE_ROWS\tANOMALIES\tGRANTS\tAMOUNT_USD\tERROR")
 	for _, r := range runs {
 		duration := "-"
 		if r.FinishedAt != nil {
@@ -54,8 +54,8 @@ func cmdRuns(ctx context.Context, e *env, args []string) error {
 		if shard == "" {
 			shard = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, shard, r.AsOf.UTC().Format(time.RFC3339), r.Status,
-			r.StartedAt.UTC().Format(time.RFC3339), duration, orDash(r.UsageRows), orDash(r.Anomalies), orDash(r.GrantsWritten),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, shard, r.AsOf.UTC().Format(time.RFC3339), r.Status,
+			r.StartedAt.UTC().Format(time.RFC3339), duration, r.TermsLabel(), orDash(r.UsageRows), orDash(r.Anomalies), orDash(r.GrantsWritten),
 			orDash(r.AmountGranted), orDash(r.Error))
 	}
 	return tw.Flush()
