@@ -487,10 +487,21 @@ func TestTooManyAnomaliesWriteNothing(t *testing.T) {
 	f.exec(`INSERT INTO templates VALUES ('tpl', 'maker', '2026-01-01')`)
 	f.usage("a", "pod", "tpl", "1000", 86400, "2026-01-05")
 	f.usage("ghost", "pod", "tpl", "1000", 86400, "2026-01-05")
+	var reports []jobs.RunReport
+	f.r.Observer = observerFunc(func(r jobs.RunReport) { reports = append(reports, r) })
 	_, err := f.r.Run(context.Background(), jobs.RunOptions{AsOf: date("2026-02-01")})
 	var limit *jobs.AnomalyLimitError
 	if !errors.As(err, &limit) || limit.Anomalies != 1 || limit.Considered != 2 {
 		t.Fatalf("err = %v, want an AnomalyLimitError of 1 in 2", err)
+	}
+	// The observer (the metrics pusher) learns how close the run came to its limit, also when
+	// the limit failed it: the anomaly share alert compares the two.
+	if len(reports) != 1 {
+		t.Fatalf("observer told of %d runs, want 1", len(reports))
+	}
+	if r := reports[0]; r.Err == nil || r.Summary.Anomalies != 1 || r.Summary.UsageRows != 2 || r.MaxAnomalyShare != f.r.Config.MaxAnomalyShare {
+		t.Errorf("observer told err %v, %d anomalies of %d rows, limit %v; want the error, 1 of 2, limit %v",
+			r.Err, r.Summary.Anomalies, r.Summary.UsageRows, r.MaxAnomalyShare, f.r.Config.MaxAnomalyShare)
 	}
 	if n := f.grantCount(); n != 0 {
 		t.Errorf("%d grants written, want 0", n)
@@ -503,6 +514,11 @@ func TestTooManyAnomaliesWriteNothing(t *testing.T) {
 		t.Errorf("ledger: status %q error %q, want failed naming max-anomaly-share", status, msg)
 	}
 }
+
+// observerFunc is a jobs.Observer that calls itself.
+type observerFunc func(jobs.RunReport)
+
+func (f observerFunc) RunFinished(_ context.Context, r jobs.RunReport) { f(r) }
 
 // TestStalePlanCannotDoubleGrant shows the grants table stops a double grant without the lock:
 // two writers plan from the same state and only the first commit lands.

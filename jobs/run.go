@@ -186,6 +186,9 @@ type RunReport struct {
 	Summary  Summary
 	Duration time.Duration
 	Err      error
+	// MaxAnomalyShare is the limit the run applied (Config.MaxAnomalyShare), so that a watcher
+	// can tell how close the anomalies came to failing it.
+	MaxAnomalyShare float64
 }
 
 // RunOptions select what a run does.
@@ -283,7 +286,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 	if r.Observer != nil {
 		r.Observer.RunFinished(context.WithoutCancel(ctx), RunReport{RunID: runID, Kind: kind, Shard: opts.Shard, AsOf: opts.AsOf,
-			Summary: res.Plan.Summary, Duration: d, Err: err})
+			Summary: res.Plan.Summary, Duration: d, Err: err, MaxAnomalyShare: r.Config.MaxAnomalyShare})
 	}
 	return res, err
 }

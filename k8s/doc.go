@@ -12,6 +12,9 @@
 //   - components/sharded-nightly, and overlays/staging-sharded and overlays/production-sharded
 //     that add it to their environment's overlay: the nightly run as an Indexed Job of N pods,
 //     pod I running `creditrecon run --shard I/N`, retried per index.
+//   - components/monitoring, which overlays/production includes: the alerts (a PrometheusRule
+//     for the prometheus-operator), a Grafana dashboard (a ConfigMap for the Grafana sidecar)
+//     and PUSHGATEWAY_URL, so that the runs push the metrics they read.
 //
 // The test renders every kustomization with `kubectl kustomize`, decodes each object strictly
 // into its k8s.io/api type, as the API server does, and checks what the API server and the
@@ -19,6 +22,8 @@
 // at once, name lengths, the pod failure policy and the exit codes it names, the security
 // context, resources, args (--shard only as `run --shard $(JOB_COMPLETION_INDEX)/N` in an Indexed
 // Job of N pods), and which Secret each container's DATABASE_URL comes from (the owner's login
-// for migrate, the job's for the run).
+// for migrate, the job's for the run). For the monitoring component (monitoring_test.go) it
+// checks that every metric the alerts and the dashboard read is one internal/metrics pushes,
+// and runs `promtool check rules` and the alerts' unit tests with promtool.
 // README.md says how to deploy and operate it.
 package k8s

@@ -72,12 +72,12 @@ var kustomizations = []struct {
 	{"backfill", "", []string{"Job/creditrecon-backfill"}},
 	{"overlays/staging", "staging", scheduled},
 	{"overlays/staging/backfill", "staging", []string{"Job/creditrecon-backfill"}},
-	{"overlays/production", "production", scheduled},
+	{"overlays/production", "production", monitored},
 	{"overlays/production/backfill", "production", []string{"Job/creditrecon-backfill"}},
 	// The same as their environment's overlay, with the nightly run sharded over an Indexed Job
 	// (components/sharded-nightly).
 	{"overlays/staging-sharded", "staging", scheduled},
-	{"overlays/production-sharded", "production", scheduled},
+	{"overlays/production-sharded", "production", monitored},
 }
 
 // scheduled are the objects of base and of each environment's overlay.
@@ -85,6 +85,17 @@ var scheduled = []string{
 	"ConfigMap/creditrecon-config",
 	"CronJob/" + nightlyCronJob,
 	"CronJob/" + weeklyFullCronJob,
+	"ServiceAccount/creditrecon",
+}
+
+// monitored are the objects of the production overlays, which add components/monitoring's
+// alerts and dashboard to scheduled (monitoring_test.go).
+var monitored = []string{
+	"ConfigMap/creditrecon-config",
+	"ConfigMap/" + dashboardConfigMap,
+	"CronJob/" + nightlyCronJob,
+	"CronJob/" + weeklyFullCronJob,
+	"PrometheusRule/" + prometheusRuleName,
 	"ServiceAccount/creditrecon",
 }
 
@@ -301,6 +312,19 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`ConfigMap/creditrecon-config: DATABASE_URL belongs in Secret creditrecon-db`,
 		`CREDITRECON_LOG_FORMAT is "text", want json`,
 		`has no namespace`,
+		// alerts and dashboard (monitoring_test.go)
+		`PrometheusRule/creditrecon: group creditrecon: rule CreditreconBroken: no severity label`,
+		`PrometheusRule/creditrecon: group creditrecon: rule CreditreconBroken: description annotation is empty`,
+		`PrometheusRule/creditrecon: group creditrecon: rule CreditreconBroken: runbook_url "https://example.com/runbook", want https://github.com/runpod/creditrecon/blob/main/docs/operations.md#creditreconbroken`,
+		`PrometheusRule/creditrecon: group creditrecon: rule CreditreconBroken: alert CreditreconBroken is defined twice`,
+		`PrometheusRule/creditrecon: group creditrecon: rule CreditreconBroken: no expr`,
+		`PrometheusRule/creditrecon: group creditrecon: rule CreditreconBroken: severity "page", want one of`,
+		`PrometheusRule/creditrecon: group creditrecon: rule 2 is not an alert (record "creditrecon:last_run_success:min")`,
+		`ConfigMap/creditrecon-dashboard: no label grafana_dashboard: "1"`,
+		`ConfigMap/creditrecon-dashboard: creditrecon.json: no uid or title`,
+		`no datasource variable ${datasource}`,
+		`panel "fixed": datasource &{Type:prometheus UID:prometheus-1}, want uid ${datasource}`,
+		`ConfigMap/creditrecon-config: PUSHGATEWAY_URL "" is not an http(s) URL, but ConfigMap/creditrecon-dashboard and PrometheusRule/creditrecon read the metrics`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems do not report %q; got:\n%s", want, all)
@@ -507,6 +531,8 @@ func TestShardedNightly(t *testing.T) {
 
 func TestDecodeIsStrict(t *testing.T) {
 	const cronJob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: x\nspec:\n  schedule: \"@daily\"\n"
+	const prometheusRule = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: x\nspec:\n  groups:\n" +
+		"    - name: g\n      rules:\n        - alert: A\n          expr: vector(1)\n          keep_firing_for: 1h\n"
 	tests := []struct {
 		name    string
 		doc     string
@@ -520,6 +546,10 @@ func TestDecodeIsStrict(t *testing.T) {
 		{"shipped secret", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creditrecon-db\n", "the cluster admin creates Secrets"},
 		{"unexpected kind", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n", `no check for apps/v1 Deployment`},
 		{"old API version", "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: x\n", `no check for batch/v1beta1 CronJob`},
+		{"valid PrometheusRule", prometheusRule, ""},
+		{"unknown field in a rule", prometheusRule + "          keepFiringFor: 1h\n", `unknown field "spec.groups[0].rules[0].keepFiringFor"`},
+		{"PrometheusRule of another group", strings.Replace(prometheusRule, "monitoring.coreos.com/v1", "monitoring.example.com/v1", 1),
+			`no check for monitoring.example.com/v1 PrometheusRule`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -597,7 +627,7 @@ func splitDocuments(b []byte) [][]byte {
 // object is one decoded manifest.
 type object struct {
 	kind, name, namespace string
-	value                 any // *batchv1.CronJob, *batchv1.Job, *corev1.ServiceAccount or *corev1.ConfigMap
+	value                 any // *batchv1.CronJob, *batchv1.Job, *corev1.ServiceAccount, *corev1.ConfigMap or *prometheusRule
 }
 
 func (o object) id() string { return o.kind + "/" + o.name }
@@ -622,6 +652,8 @@ var newObject = map[string]func() any{
 	"v1 ConfigMap":      func() any { return new(corev1.ConfigMap) },
 	"batch/v1 CronJob":  func() any { return new(batchv1.CronJob) },
 	"batch/v1 Job":      func() any { return new(batchv1.Job) },
+	// The prometheus-operator's custom resource, in the shape of its CRD (monitoring_test.go).
+	"monitoring.coreos.com/v1 PrometheusRule": func() any { return new(prometheusRule) },
 }
 
 // decode decodes one YAML document into its k8s.io/api type the way the API server does with
@@ -674,6 +706,7 @@ func check(env string, objs []object) []string {
 	}
 	c.cronJobsAgree(cronJobs)
 	c.cronJobsTakeTurns(cronJobs)
+	c.metricsArePushed(objs)
 	return c.problems
 }
 
@@ -730,7 +763,16 @@ func (c *checker) object(o object) {
 		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
 			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
 		}
-		c.configMap(where, v)
+		if o.name == dashboardConfigMap {
+			c.dashboard(where, v)
+		} else {
+			c.configMap(where, v)
+		}
+	case *prometheusRule:
+		if len(o.name) > 253 || !dns1123Subdomain.MatchString(o.name) {
+			c.errorf(where, "name is not a valid DNS-1123 subdomain")
+		}
+		c.prometheusRule(where, v)
 	}
 }
 

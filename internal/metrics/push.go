@@ -1,6 +1,8 @@
 // Package metrics pushes the batch-job metrics a Prometheus user expects of creditrecon to a
-// Pushgateway after every run: last success time, duration, grants and amounts per program,
-// anomalies. A failed push is logged and never fails the run.
+// Pushgateway after every run: last success time, duration and its phases, grants, amounts and
+// clawback due per program, anomalies and their limit. A failed push is logged and never fails
+// the run. The alerts and the dashboard of k8s/components/monitoring use these metrics; a test
+// there runs this code to check that every metric they name is pushed.
 package metrics
 
 import (
@@ -28,7 +30,10 @@ type Pusher struct {
 var _ jobs.Observer = (*Pusher)(nil)
 
 // RunFinished pushes the run's metrics. A failed run pushes its failure without touching
-// creditrecon_last_success_timestamp_seconds (the push adds, it does not replace the group).
+// creditrecon_last_success_timestamp_seconds or creditrecon_last_run_clawback_due_usd: the push
+// replaces the metrics it sends and keeps the group's others, so those keep the last successful
+// run's values. A failed run may not have evaluated any account, and a clawback due of 0 from it
+// would read as clawbacks settled.
 func (p *Pusher) RunFinished(ctx context.Context, r jobs.RunReport) {
 	reg := prometheus.NewRegistry()
 	gauge := func(name, help string, v float64) {
@@ -48,19 +53,48 @@ func (p *Pusher) RunFinished(ctx context.Context, r jobs.RunReport) {
 	gauge("creditrecon_last_run_cutoff_timestamp_seconds", "The cutoff (as_of) of the last run.", float64(r.AsOf.Unix()))
 	gauge("creditrecon_last_run_anomalies", "Usage rows excluded as anomalies by the last run.", float64(r.Summary.Anomalies))
 	gauge("creditrecon_last_run_usage_rows", "Usage rows considered by the last run.", float64(r.Summary.UsageRows))
+	gauge("creditrecon_anomaly_share_limit", "max-anomaly-share of the last run: it fails when anomalies exceed this share of the usage rows.", r.MaxAnomalyShare)
+	full := 0.0
+	if r.Summary.Aggregates.Mode == "full" {
+		full = 1
+	}
+	gauge("creditrecon_last_run_full", "1 if the last run read the whole usage history (run --full, or no base run to extend), 0 if it extended a previous run's aggregates.", full)
+	phases := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_phase_seconds",
+		Help: "Wall time of each phase of the last run (0 for a phase it did not finish)."}, []string{"phase"})
+	reg.MustRegister(phases)
+	for _, ph := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"aggregate", r.Summary.AggregateTime},
+		{"evaluate", r.Summary.EvaluateTime},
+		{"write", r.Summary.WriteTime},
+		{"export", r.Summary.ExportTime},
+	} {
+		phases.WithLabelValues(ph.name).Set(ph.d.Seconds())
+	}
 	grants := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_grants",
 		Help: "Grants written by the last run, per program."}, []string{"program"})
 	amount := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_granted_usd",
 		Help: "USD granted by the last run, per program (a float for dashboards; the ledger is exact)."}, []string{"program"})
 	reg.MustRegister(grants, amount)
+	var clawback *prometheus.GaugeVec
+	if r.Err == nil {
+		clawback = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_clawback_due_usd",
+			Help: "USD due back per program as of the last successful run's cutoff (refunds took earnings below what was paid)."}, []string{"program"})
+		reg.MustRegister(clawback)
+	}
 	for _, prog := range reconcile.Programs {
 		var n int64
-		var usd float64
+		var usd, due float64
 		if ps := r.Summary.Programs[prog]; ps != nil {
-			n, usd = ps.Grants, ps.Amount.InexactFloat64()
+			n, usd, due = ps.Grants, ps.Amount.InexactFloat64(), ps.ClawbackDue.InexactFloat64()
 		}
 		grants.WithLabelValues(string(prog)).Set(float64(n))
 		amount.WithLabelValues(string(prog)).Set(usd)
+		if clawback != nil {
+			clawback.WithLabelValues(string(prog)).Set(due)
+		}
 	}
 	pusher := push.New(p.URL, "creditrecon").Grouping("kind", r.Kind).Gatherer(reg)
 	if r.Shard.Sharded() {
