@@ -12,6 +12,10 @@
 //   - components/sharded-nightly, and overlays/staging-sharded and overlays/production-sharded
 //     that add it to their environment's overlay: the nightly run as an Indexed Job of N pods,
 //     pod I running `creditrecon run --shard I/N`, retried per index.
+//   - ../terms (terms/kustomization.yaml), a component base includes: the ConfigMap
+//     creditrecon-terms, generated from terms/runpod-2025.yaml under a fixed name, which every
+//     container that plans mounts read-only and names in CREDITRECON_TERMS; the backfill Jobs
+//     mount the one their environment's overlay applied.
 //
 // The test renders every kustomization with `kubectl kustomize`, decodes each object strictly
 // into its k8s.io/api type, as the API server does, and checks what the API server and the
@@ -19,6 +23,8 @@
 // at once, name lengths, the pod failure policy and the exit codes it names, the security
 // context, resources, args (--shard only as `run --shard $(JOB_COMPLETION_INDEX)/N` in an Indexed
 // Job of N pods), and which Secret each container's DATABASE_URL comes from (the owner's login
-// for migrate, the job's for the run).
+// for migrate, the job's for the run), and how each command that plans reaches the terms file
+// (CREDITRECON_TERMS on a read-only mount of ConfigMap creditrecon-terms, which must parse and
+// be terms/runpod-2025.yaml, with no program flag or variable beside it).
 // README.md says how to deploy and operate it.
 package k8s
