@@ -5,22 +5,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata" // time zones load the same on every machine, as on the API server
 
 	"github.com/robfig/cron/v3"
 	"github.com/runpod/creditrecon/internal/exitcode"
+	"github.com/runpod/creditrecon/terms"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kjson "sigs.k8s.io/json"
@@ -59,6 +65,37 @@ const (
 	placeholderBucket = "set-in-overlay"
 )
 
+// The programs' terms (SPEC 7) in Kubernetes: terms/kustomization.yaml generates the ConfigMap
+// termsConfigMap, key termsKey, from termsSource, under a fixed name that the backfill Jobs mount
+// too. Every container that runs a planning command reads it from a read-only mount, named by
+// termsEnv.
+const (
+	termsConfigMap = "creditrecon-terms"
+	termsKey       = "terms.yaml"
+	termsEnv       = "CREDITRECON_TERMS"
+	termsSource    = "../terms/runpod-2025.yaml" // the file production runs with
+	termsFlag      = "terms"                     // the flag termsEnv stands for
+)
+
+// planningCommands are the subcommands that plan, and so read the terms file: with
+// CREDITRECON_TERMS they plan under it, without it under the built-in seed terms. `migrate` does
+// not read terms, so its init containers neither mount the terms nor set CREDITRECON_TERMS
+// (checker.terms requires both to be so).
+var planningCommands = []string{"run", "backfill", "export", "explain", "simulate", "verify", "serve"}
+
+// programFlags are the program flags of SPEC 2.4 (cmd/creditrecon/config.go, programFlags;
+// TestProgramFlagsMatchTheBinary compares them). Given next to a terms file, as a flag or as its
+// variable (programFlagEnv), they make every planning command exit 2: the file is the one source
+// of truth.
+var programFlags = []string{"programs", "referral-rate", "referral-min-referrals", "referral-min-spend", "template-rate",
+	"template-min-runtime-seconds", "serverless-threshold", "serverless-referrer-bonus", "serverless-referred-bonus",
+	"referral-start", "template-start", "serverless-start"}
+
+// programFlagEnv returns the variable the binary reads program flag name from.
+func programFlagEnv(name string) string {
+	return "CREDITRECON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
 // kustomizations are the directories under k8s/ that render to manifests.
 // TestEveryKustomizationIsChecked keeps this list complete.
 var kustomizations = []struct {
@@ -83,6 +120,7 @@ var kustomizations = []struct {
 // scheduled are the objects of base and of each environment's overlay.
 var scheduled = []string{
 	"ConfigMap/creditrecon-config",
+	"ConfigMap/" + termsConfigMap,
 	"CronJob/" + nightlyCronJob,
 	"CronJob/" + weeklyFullCronJob,
 	"ServiceAccount/creditrecon",
@@ -123,6 +161,11 @@ func TestManifests(t *testing.T) {
 	// in the nightly run's namespace with the nightly run's image.
 	namespaces := map[string]map[string][]string{} // env -> namespace -> dirs
 	images := map[string]map[string][]string{}     // env -> image -> dirs
+	// The terms ConfigMaps, "namespace/name", each environment's kustomizations render and those
+	// their pods mount. A backfill renders none: it mounts the one its environment's overlay
+	// applied, by name. Templates (env "") are base and backfill.
+	termsRendered := map[string]map[string][]string{} // env -> ConfigMap -> dirs
+	termsMounted := map[string]map[string][]string{}  // env -> ConfigMap -> dirs
 
 	for _, k := range kustomizations {
 		t.Run(k.dir, func(t *testing.T) {
@@ -139,6 +182,19 @@ func TestManifests(t *testing.T) {
 
 			for _, p := range check(k.env, objs) {
 				t.Error(p)
+			}
+
+			for _, o := range objs {
+				if o.kind == "ConfigMap" && o.name == termsConfigMap {
+					addTo(termsRendered, k.env, o.namespace+"/"+o.name, k.dir)
+				}
+				if pod := o.podSpec(); pod != nil {
+					for _, v := range pod.Volumes {
+						if v.ConfigMap != nil && v.ConfigMap.Name == termsConfigMap {
+							addTo(termsMounted, k.env, o.namespace+"/"+v.ConfigMap.Name, k.dir)
+						}
+					}
+				}
 			}
 
 			if k.env == "" {
@@ -161,6 +217,18 @@ func TestManifests(t *testing.T) {
 	for env, byImage := range images {
 		if len(byImage) > 1 {
 			t.Errorf("%s: the kustomizations use different images: %v", env, byImage)
+		}
+	}
+	for env, byConfigMap := range termsMounted {
+		for cm, dirs := range byConfigMap {
+			if len(termsRendered[env][cm]) == 0 {
+				name := env
+				if name == "" {
+					name = "templates"
+				}
+				t.Errorf("%s: %v mount ConfigMap %s, which no kustomization of the environment renders (rendered: %v); their pods would never start",
+					name, dirs, cm, termsRendered[env])
+			}
 		}
 	}
 }
@@ -325,6 +393,23 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`no datasource variable ${datasource}`,
 		`panel "fixed": datasource &{Type:prometheus UID:prometheus-1}, want uid ${datasource}`,
 		`ConfigMap/creditrecon-config: PUSHGATEWAY_URL "" is not an http(s) URL, but ConfigMap/creditrecon-dashboard and PrometheusRule/creditrecon read the metrics`,
+		// the programs' terms
+		`ConfigMap/creditrecon-terms-5g7m9b2hkt: name "creditrecon-terms-5g7m9b2hkt": want the fixed name creditrecon-terms`,
+		`ConfigMap/creditrecon-terms-5g7m9b2hkt: terms.yaml is not terms/runpod-2025.yaml byte for byte`,
+		`ConfigMap/creditrecon-terms: keys ["seed.yaml" "terms.yaml"], want exactly "terms.yaml"`,
+		`ConfigMap/creditrecon-terms: terms.yaml does not parse, and every planning command would exit 2: terms.yaml:3:7: programs.referral[0].rates: missing`,
+		`; terms.yaml:4:15: programs.referral[0].window: "6 months" is not a window`,
+		`ConfigMap/creditrecon-terms: terms.yaml is not terms/runpod-2025.yaml byte for byte`,
+		`Job/creditrecon-terms-missing: container migrate: CREDITRECON_TERMS is set, but ` + "`creditrecon migrate`" + ` does not read the terms`,
+		`Job/creditrecon-terms-missing: container migrate: mounts ConfigMap creditrecon-terms at /etc/creditrecon/terms, but ` + "`creditrecon migrate`" + ` does not read the terms`,
+		`Job/creditrecon-terms-missing: container creditrecon: no CREDITRECON_TERMS: ` + "`creditrecon run`" + ` would plan under the built-in seed terms`,
+		`Job/creditrecon-terms-outside: container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms.yaml is under no volume mount`,
+		`Job/creditrecon-terms-writable: container creditrecon: volume "terms" (ConfigMap creditrecon-terms) is mounted at /etc/creditrecon/terms without readOnly: true`,
+		`Job/creditrecon-terms-wrong-volume: container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/db-ca/terms.yaml is in volume "db-ca" (mounted at /etc/creditrecon/db-ca), which is not ConfigMap creditrecon-terms`,
+		`Job/creditrecon-terms-wrong-key: container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms/terms.yaml is key "seed.yaml" in volume "terms" of ConfigMap creditrecon-terms, want its key terms.yaml`,
+		`Job/creditrecon-terms-and-flags: container creditrecon: flag --referral-rate=0.03, env CREDITRECON_PROGRAMS, env CREDITRECON_TEMPLATE_RATE from ConfigMap creditrecon-program-flags next to the terms file`,
+		`Job/creditrecon-terms-and-flags: container creditrecon: flag --terms: name the terms file only by CREDITRECON_TERMS`,
+		`ConfigMap/creditrecon-program-flags: CREDITRECON_TEMPLATE_RATE is a program parameter, and the pods run with the terms file (CREDITRECON_TERMS): creditrecon would exit 2`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems do not report %q; got:\n%s", want, all)
@@ -529,6 +614,197 @@ func TestShardedNightly(t *testing.T) {
 	}
 }
 
+// TestTermsPerContainer takes the nightly CronJob and the ConfigMaps as overlays/production
+// renders them, changes how the run reaches the terms file in each way a patch could, and
+// requires each break to be reported and each equivalent layout to pass; as shipped, nothing is
+// reported.
+func TestTermsPerContainer(t *testing.T) {
+	var nightly, config, termsCM object
+	for _, o := range renderObjects(t, "overlays/production") {
+		switch o.id() {
+		case "CronJob/" + nightlyCronJob:
+			nightly = o
+		case "ConfigMap/" + configMapName:
+			config = o
+		case "ConfigMap/" + termsConfigMap:
+			termsCM = o
+		}
+	}
+	if nightly.value == nil || config.value == nil || termsCM.value == nil {
+		t.Fatalf("overlays/production renders no CronJob/%s, ConfigMap/%s or ConfigMap/%s", nightlyCronJob, configMapName, termsConfigMap)
+	}
+	type pod struct {
+		run, migrate  *corev1.Container
+		env           *corev1.EnvVar      // the run's CREDITRECON_TERMS
+		mount         *corev1.VolumeMount // the run's mount of the terms
+		volume        *corev1.Volume      // the terms volume
+		configMapData map[string]string   // creditrecon-config's
+	}
+	tests := []struct {
+		name  string
+		patch func(p pod)
+		want  []string // problems that must be reported; none for no problem at all
+	}{
+		{name: "as shipped"},
+		{
+			name:  "no CREDITRECON_TERMS",
+			patch: func(p pod) { p.env.Name = "CREDITRECON_TERMS_FILE" },
+			want:  []string{"CronJob/creditrecon-nightly: container creditrecon: no CREDITRECON_TERMS"},
+		},
+		{
+			name:  "a relative path",
+			patch: func(p pod) { p.env.Value = "terms/terms.yaml" },
+			want:  []string{`container creditrecon: CREDITRECON_TERMS must be a plain absolute path (value: /DIR/terms.yaml), is "terms/terms.yaml"`},
+		},
+		{
+			name: "the path from a ConfigMap",
+			patch: func(p pod) {
+				p.env.Value, p.env.ValueFrom = "", &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: configMapName}, Key: "TERMS"}}
+			},
+			want: []string{"container creditrecon: CREDITRECON_TERMS must be a plain absolute path (value: /DIR/terms.yaml), is from valueFrom"},
+		},
+		{
+			name:  "beside the mount",
+			patch: func(p pod) { p.env.Value = "/etc/creditrecon/terms.yaml" },
+			want:  []string{"container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms.yaml is under no volume mount"},
+		},
+		{
+			name:  "in /tmp",
+			patch: func(p pod) { p.env.Value = "/tmp/terms.yaml" },
+			want:  []string{`container creditrecon: CREDITRECON_TERMS=/tmp/terms.yaml is in volume "tmp" (mounted at /tmp), which is not ConfigMap creditrecon-terms`},
+		},
+		{
+			name:  "the mount's directory",
+			patch: func(p pod) { p.env.Value = "/etc/creditrecon/terms" },
+			want:  []string{`container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms is no key of it in volume "terms"`},
+		},
+		{
+			name:  "another file of the ConfigMap",
+			patch: func(p pod) { p.env.Value = "/etc/creditrecon/terms/seed.yaml" },
+			want:  []string{`container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms/seed.yaml is key "seed.yaml" in volume "terms" of ConfigMap creditrecon-terms, want its key terms.yaml`},
+		},
+		{
+			name:  "a writable mount",
+			patch: func(p pod) { p.mount.ReadOnly = false },
+			want:  []string{`container creditrecon: volume "terms" (ConfigMap creditrecon-terms) is mounted at /etc/creditrecon/terms without readOnly: true`},
+		},
+		{
+			name:  "a volume of another ConfigMap",
+			patch: func(p pod) { p.volume.ConfigMap.Name = configMapName },
+			want:  []string{`container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms/terms.yaml is in volume "terms" (mounted at /etc/creditrecon/terms), which is not ConfigMap creditrecon-terms`},
+		},
+		{
+			name: "the key projected elsewhere",
+			patch: func(p pod) {
+				p.volume.ConfigMap.Items = []corev1.KeyToPath{{Key: termsKey, Path: "current.yaml"}}
+			},
+			want: []string{`container creditrecon: CREDITRECON_TERMS=/etc/creditrecon/terms/terms.yaml is no key of it in volume "terms"`},
+		},
+		{
+			name: "the key projected at the path",
+			patch: func(p pod) {
+				p.volume.ConfigMap.Items = []corev1.KeyToPath{{Key: termsKey, Path: "runpod.yaml"}}
+				p.env.Value = "/etc/creditrecon/terms/runpod.yaml"
+			},
+		},
+		{
+			name: "the file mounted by subPath",
+			patch: func(p pod) {
+				p.mount.MountPath, p.mount.SubPath = "/etc/creditrecon/terms.yaml", termsKey
+				p.env.Value = "/etc/creditrecon/terms.yaml"
+			},
+		},
+		{
+			name: "a program flag",
+			patch: func(p pod) {
+				p.run.Args = append(p.run.Args, "--referral-min-spend", "100")
+			},
+			want: []string{"container creditrecon: flag --referral-min-spend next to the terms file: program settings are a usage error with CREDITRECON_TERMS (creditrecon exits 2"},
+		},
+		{
+			name: "a program variable",
+			patch: func(p pod) {
+				p.run.Env = append(p.run.Env, corev1.EnvVar{Name: "CREDITRECON_SERVERLESS_START", Value: "2025-01-01"})
+			},
+			want: []string{"container creditrecon: env CREDITRECON_SERVERLESS_START next to the terms file"},
+		},
+		{
+			name: "an empty program variable, which the binary ignores",
+			patch: func(p pod) {
+				p.run.Env = append(p.run.Env, corev1.EnvVar{Name: "CREDITRECON_REFERRAL_RATE"})
+			},
+		},
+		{
+			name:  "a program variable in creditrecon-config",
+			patch: func(p pod) { p.configMapData["CREDITRECON_PROGRAMS"] = "referral,template" },
+			want: []string{
+				"ConfigMap/creditrecon-config: CREDITRECON_PROGRAMS is a program parameter",
+				"container creditrecon: env CREDITRECON_PROGRAMS from ConfigMap creditrecon-config next to the terms file",
+			},
+		},
+		{
+			name:  "--terms as a flag",
+			patch: func(p pod) { p.run.Args = append(p.run.Args, "--terms=/etc/creditrecon/terms/terms.yaml") },
+			want:  []string{"container creditrecon: flag --terms=/etc/creditrecon/terms/terms.yaml: name the terms file only by CREDITRECON_TERMS"},
+		},
+		{
+			name: "migrate with the terms",
+			patch: func(p pod) {
+				p.migrate.Env = append(p.migrate.Env, *p.env)
+				p.migrate.VolumeMounts = append(p.migrate.VolumeMounts, *p.mount)
+			},
+			want: []string{
+				"container migrate: CREDITRECON_TERMS is set, but `creditrecon migrate` does not read the terms",
+				"container migrate: mounts ConfigMap creditrecon-terms at /etc/creditrecon/terms, but `creditrecon migrate` does not read the terms",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, cfg := nightly, config
+			cj := nightly.value.(*batchv1.CronJob).DeepCopy()
+			cm := config.value.(*corev1.ConfigMap).DeepCopy()
+			n.value, cfg.value = cj, cm
+			spec := &cj.Spec.JobTemplate.Spec.Template.Spec
+			p := pod{configMapData: cm.Data}
+			if i := slices.IndexFunc(spec.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
+				p.run = &spec.Containers[i]
+			}
+			if i := slices.IndexFunc(spec.InitContainers, func(ct corev1.Container) bool { return ct.Name == migrateContainer }); i >= 0 {
+				p.migrate = &spec.InitContainers[i]
+			}
+			if p.run == nil || p.migrate == nil {
+				t.Fatalf("CronJob/%s: no container %q or no init container %q", nightlyCronJob, mainContainer, migrateContainer)
+			}
+			if i := slices.IndexFunc(p.run.Env, func(e corev1.EnvVar) bool { return e.Name == termsEnv }); i >= 0 {
+				p.env = &p.run.Env[i]
+			}
+			if i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.ConfigMap != nil && v.ConfigMap.Name == termsConfigMap }); i >= 0 {
+				p.volume = &spec.Volumes[i]
+				if j := slices.IndexFunc(p.run.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == p.volume.Name }); j >= 0 {
+					p.mount = &p.run.VolumeMounts[j]
+				}
+			}
+			if p.env == nil || p.volume == nil || p.mount == nil {
+				t.Fatalf("CronJob/%s: the run has no %s, or no mount of a volume of ConfigMap %s", nightlyCronJob, termsEnv, termsConfigMap)
+			}
+			if tt.patch != nil {
+				tt.patch(p)
+			}
+			problems := check("production", []object{n, cfg, termsCM})
+			if len(tt.want) == 0 && len(problems) > 0 {
+				t.Errorf("got problems, want none:\n%s", strings.Join(problems, "\n"))
+			}
+			for _, want := range tt.want {
+				if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, want) }) {
+					t.Errorf("problems do not report %q; got:\n%s", want, strings.Join(problems, "\n"))
+				}
+			}
+		})
+	}
+}
+
 func TestDecodeIsStrict(t *testing.T) {
 	const cronJob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: x\nspec:\n  schedule: \"@daily\"\n"
 	const prometheusRule = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: x\nspec:\n  groups:\n" +
@@ -578,6 +854,61 @@ func TestExitCodesMatchTheBinary(t *testing.T) {
 	}
 	if exitUsage != exitcode.Usage {
 		t.Errorf("exitUsage = %d, internal/exitcode.Usage = %d", exitUsage, exitcode.Usage)
+	}
+}
+
+// TestProgramFlagsMatchTheBinary compares programFlags with the program flags that
+// cmd/creditrecon refuses beside a terms file: the list literal in its function programFlags
+// (config.go). A flag missing here could be set next to the terms file unnoticed, and every
+// planning pod would exit 2.
+func TestProgramFlagsMatchTheBinary(t *testing.T) {
+	const file = "../cmd/creditrecon/config.go"
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binary []string
+	found := false
+	for _, d := range f.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "programFlags" || fn.Body == nil {
+			continue
+		}
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			r, ok := n.(*ast.RangeStmt)
+			if !ok || found {
+				return !found
+			}
+			lit, ok := r.X.(*ast.CompositeLit)
+			if arr, isArr := lit.Type.(*ast.ArrayType); !ok || !isArr || fmt.Sprint(arr.Elt) != "string" {
+				return true
+			}
+			found = true
+			for _, e := range lit.Elts {
+				b, ok := e.(*ast.BasicLit)
+				if !ok || b.Kind != token.STRING {
+					t.Fatalf("%s: programFlags lists %T, not a string literal", file, e)
+				}
+				v, err := strconv.Unquote(b.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				binary = append(binary, v)
+			}
+			return false
+		})
+	}
+	if !found {
+		t.Fatalf("%s: no `for ... range []string{...}` in func programFlags; update this test to where the binary lists its program flags", file)
+	}
+	if got, want := slices.Sorted(slices.Values(programFlags)), slices.Sorted(slices.Values(binary)); !slices.Equal(got, want) {
+		t.Errorf("program flags: the manifests' test knows %q, cmd/creditrecon refuses beside a terms file %q", got, want)
+	}
+	// The binary reads each from CREDITRECON_ and the flag's name, upper case, - as _.
+	if src, err := os.ReadFile(file); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(string(src), `"CREDITRECON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))`) {
+		t.Errorf("%s no longer names the program flags' variables as programFlagEnv does; update programFlagEnv", file)
 	}
 }
 
@@ -632,15 +963,21 @@ type object struct {
 
 func (o object) id() string { return o.kind + "/" + o.name }
 
-// containers returns the init containers and containers of o's pod template, if it has one.
-func (o object) containers() []corev1.Container {
-	var pod *corev1.PodSpec
+// podSpec returns o's pod template's spec, or nil when it has none.
+func (o object) podSpec() *corev1.PodSpec {
 	switch v := o.value.(type) {
 	case *batchv1.CronJob:
-		pod = &v.Spec.JobTemplate.Spec.Template.Spec
+		return &v.Spec.JobTemplate.Spec.Template.Spec
 	case *batchv1.Job:
-		pod = &v.Spec.Template.Spec
-	default:
+		return &v.Spec.Template.Spec
+	}
+	return nil
+}
+
+// containers returns the init containers and containers of o's pod template, if it has one.
+func (o object) containers() []corev1.Container {
+	pod := o.podSpec()
+	if pod == nil {
 		return nil
 	}
 	return slices.Concat(pod.InitContainers, pod.Containers)
@@ -696,7 +1033,12 @@ func decode(doc []byte) (object, error) {
 // check returns what is wrong with the objects of one kustomization. env is the environment
 // they deploy to, or empty for a template whose placeholders are expected.
 func check(env string, objs []object) []string {
-	c := &checker{env: env}
+	c := &checker{env: env, configMaps: map[string]*corev1.ConfigMap{}}
+	for _, o := range objs {
+		if cm, ok := o.value.(*corev1.ConfigMap); ok {
+			c.configMaps[o.name] = cm
+		}
+	}
 	var cronJobs []object
 	for _, o := range objs {
 		c.object(o)
@@ -711,8 +1053,9 @@ func check(env string, objs []object) []string {
 }
 
 type checker struct {
-	env      string
-	problems []string
+	env        string
+	configMaps map[string]*corev1.ConfigMap // rendered with the objects checked, by name
+	problems   []string
 }
 
 func (c *checker) errorf(where, format string, args ...any) {
@@ -763,9 +1106,12 @@ func (c *checker) object(o object) {
 		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
 			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
 		}
-		if o.name == dashboardConfigMap {
+		switch {
+		case o.name == dashboardConfigMap:
 			c.dashboard(where, v)
-		} else {
+		case strings.HasPrefix(o.name, termsConfigMap):
+			c.termsConfigMap(where, o.name, v)
+		default:
 			c.configMap(where, v)
 		}
 	case *prometheusRule:
@@ -1190,6 +1536,7 @@ func (c *checker) pod(where string, pod *corev1.PodSpec) {
 		c.resources(cw, ct.Resources)
 		c.envVars(cw, &ct, databaseSecret(ct.Name))
 		c.tmp(cw, &ct, volumes)
+		c.terms(cw, &ct, volumes)
 		if i < len(pod.InitContainers) || ct.Name != mainContainer { // command checks the main one's
 			c.noShard(cw, &ct)
 		}
@@ -1529,5 +1876,180 @@ func (c *checker) configMap(where string, cm *corev1.ConfigMap) {
 		if _, err := time.LoadLocation(tz); err != nil {
 			c.errorf(where, "CREDITRECON_TIMEZONE %q: %v", tz, err)
 		}
+	}
+	// Every container reads this ConfigMap (envFrom), and every one that plans reads the terms
+	// file: a program variable here would make each of them exit 2. Checked here too because
+	// the backfill Jobs read the ConfigMap their environment's overlay renders.
+	for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
+		if isProgramEnv(k) && cm.Data[k] != "" {
+			c.errorf(where, "%s is a program parameter, and the pods run with the terms file (%s): creditrecon would exit %d. Change %s instead",
+				k, termsEnv, exitUsage, strings.TrimPrefix(termsSource, "../"))
+		}
+	}
+}
+
+func isProgramEnv(name string) bool {
+	return slices.ContainsFunc(programFlags, func(f string) bool { return programFlagEnv(f) == name })
+}
+
+// subcommand returns the creditrecon subcommand ct runs: its first argument after the image's
+// entrypoint, or "" when it has none.
+func subcommand(ct *corev1.Container) string {
+	args := ct.Args
+	if len(ct.Command) > 0 { // the entrypoint replaced: its first word is the binary (checker.command reports it)
+		args = slices.Concat(ct.Command[1:], ct.Args)
+	}
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+// terms checks how ct reaches the programs' terms. A container that runs a planning command
+// reads them from a file named by CREDITRECON_TERMS, a plain path under a read-only mount of a
+// volume of ConfigMap creditrecon-terms that resolves to its key terms.yaml, and gets none of the
+// program flags or variables, which beside the file are a usage error. A container that does not
+// plan (`migrate`) has neither the variable nor the mount: nothing there reads them.
+func (c *checker) terms(where string, ct *corev1.Container, volumes map[string]corev1.Volume) {
+	i := slices.IndexFunc(ct.Env, func(e corev1.EnvVar) bool { return e.Name == termsEnv })
+	if cmd := subcommand(ct); !slices.Contains(planningCommands, cmd) {
+		if i >= 0 {
+			c.errorf(where, "%s is set, but `creditrecon %s` does not read the terms; set it only where a command plans (%s)",
+				termsEnv, cmd, strings.Join(planningCommands, ", "))
+		}
+		for _, m := range ct.VolumeMounts {
+			if v, ok := volumes[m.Name]; ok && v.ConfigMap != nil && v.ConfigMap.Name == termsConfigMap {
+				c.errorf(where, "mounts ConfigMap %s at %s, but `creditrecon %s` does not read the terms", termsConfigMap, m.MountPath, cmd)
+			}
+		}
+		return
+	}
+
+	// No program flag or variable beside the terms file.
+	var given []string
+	for _, a := range slices.Concat(ct.Command, ct.Args) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		switch {
+		case name == a: // not a flag
+		case slices.Contains(programFlags, name):
+			given = append(given, "flag "+a)
+		case name == termsFlag:
+			c.errorf(where, "flag %s: name the terms file only by %s, so that one place says which file a pod reads", a, termsEnv)
+		}
+	}
+	for _, e := range ct.Env {
+		if isProgramEnv(e.Name) && (e.Value != "" || e.ValueFrom != nil) {
+			given = append(given, "env "+e.Name)
+		}
+	}
+	for _, ef := range ct.EnvFrom {
+		if ef.ConfigMapRef == nil || c.configMaps[ef.ConfigMapRef.Name] == nil {
+			continue // a ConfigMap rendered elsewhere is checked where it is rendered (checker.configMap)
+		}
+		for _, k := range slices.Sorted(maps.Keys(c.configMaps[ef.ConfigMapRef.Name].Data)) {
+			if isProgramEnv(ef.Prefix+k) && c.configMaps[ef.ConfigMapRef.Name].Data[k] != "" {
+				given = append(given, "env "+ef.Prefix+k+" from ConfigMap "+ef.ConfigMapRef.Name)
+			}
+		}
+	}
+	if len(given) > 0 {
+		c.errorf(where, "%s next to the terms file: program settings are a usage error with %s (creditrecon exits %d, \"set in the terms file\"); change %s instead",
+			strings.Join(given, ", "), termsEnv, exitUsage, strings.TrimPrefix(termsSource, "../"))
+	}
+
+	// CREDITRECON_TERMS, and the file it names.
+	const want = "want a file of a readOnly mount of a volume of ConfigMap " + termsConfigMap + ", key " + termsKey
+	if i < 0 {
+		c.errorf(where, "no %s: `creditrecon %s` would plan under the built-in seed terms instead of %s (and exit %d once RunPod's versions are in use); %s",
+			termsEnv, subcommand(ct), strings.TrimPrefix(termsSource, "../"), exitUsage, want)
+		return
+	}
+	file := ct.Env[i].Value
+	if ct.Env[i].ValueFrom != nil || !path.IsAbs(file) || path.Clean(file) != file {
+		c.errorf(where, "%s must be a plain absolute path (value: /DIR/%s), is %s", termsEnv, termsKey, describeEnv(ct.Env[i]))
+		return
+	}
+	// The mount that holds the file: the deepest one whose path contains it.
+	var mount *corev1.VolumeMount
+	for j, m := range ct.VolumeMounts {
+		dir := path.Clean(m.MountPath)
+		if (file == dir || strings.HasPrefix(file, strings.TrimSuffix(dir, "/")+"/")) && (mount == nil || len(dir) > len(path.Clean(mount.MountPath))) {
+			mount = &ct.VolumeMounts[j]
+		}
+	}
+	if mount == nil {
+		c.errorf(where, "%s=%s is under no volume mount: the file is not in the image, and creditrecon would exit %d; %s",
+			termsEnv, file, exitUsage, want)
+		return
+	}
+	v, ok := volumes[mount.Name]
+	switch {
+	case !ok:
+		c.errorf(where, "%s=%s is in volume %q, which the pod does not define", termsEnv, file, mount.Name)
+		return
+	case v.ConfigMap == nil || v.ConfigMap.Name != termsConfigMap:
+		c.errorf(where, "%s=%s is in volume %q (mounted at %s), which is not ConfigMap %s; %s",
+			termsEnv, file, mount.Name, mount.MountPath, termsConfigMap, want)
+		return
+	}
+	if !mount.ReadOnly {
+		c.errorf(where, "volume %q (ConfigMap %s) is mounted at %s without readOnly: true; the terms are read, never written",
+			mount.Name, termsConfigMap, mount.MountPath)
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(file, path.Clean(mount.MountPath)), "/")
+	if mount.SubPath != "" {
+		rel = path.Join(mount.SubPath, rel)
+	}
+	key := rel
+	if len(v.ConfigMap.Items) > 0 { // only the listed keys, at the listed paths
+		key = ""
+		for _, it := range v.ConfigMap.Items {
+			if path.Clean(it.Path) == rel {
+				key = it.Key
+			}
+		}
+	}
+	if key != termsKey {
+		got := fmt.Sprintf("key %q", key)
+		if key == "" || rel == "" {
+			got = "no key of it"
+		}
+		c.errorf(where, "%s=%s is %s in volume %q of ConfigMap %s, want its key %s", termsEnv, file, got, mount.Name, termsConfigMap, termsKey)
+	}
+}
+
+func describeEnv(e corev1.EnvVar) string {
+	if e.ValueFrom != nil {
+		return "from valueFrom"
+	}
+	return fmt.Sprintf("%q", e.Value)
+}
+
+// termsSourceBytes is the file the terms ConfigMap is generated from.
+var termsSourceBytes = sync.OnceValues(func() ([]byte, error) { return os.ReadFile(termsSource) })
+
+// termsConfigMap checks the ConfigMap of the programs' terms: its fixed name (the backfill Jobs
+// mount it by that name), one key terms.yaml, which the binary's parser accepts and which is
+// terms/runpod-2025.yaml byte for byte.
+func (c *checker) termsConfigMap(where, name string, cm *corev1.ConfigMap) {
+	if name != termsConfigMap {
+		c.errorf(where, "name %q: want the fixed name %s (disableNameSuffixHash): the backfill Jobs, rendered from other kustomizations, mount it by that name",
+			name, termsConfigMap)
+	}
+	if keys := slices.Concat(slices.Sorted(maps.Keys(cm.Data)), slices.Sorted(maps.Keys(cm.BinaryData))); !slices.Equal(keys, []string{termsKey}) {
+		c.errorf(where, "keys %q, want exactly %q", keys, termsKey)
+	}
+	data, ok := cm.Data[termsKey]
+	if !ok {
+		return
+	}
+	if _, err := terms.Parse(termsKey, []byte(data)); err != nil {
+		c.errorf(where, "%s does not parse, and every planning command would exit %d: %s", termsKey, exitUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	switch src, err := termsSourceBytes(); {
+	case err != nil:
+		c.errorf(where, "%v", err)
+	case data != string(src):
+		c.errorf(where, "%s is not %s byte for byte: generate it from that file (terms/kustomization.yaml)", termsKey, strings.TrimPrefix(termsSource, "../"))
 	}
 }
