@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -197,6 +198,11 @@ func (w *world) concurrentNoLock(t *testing.T, tl *tally) {
 			cfg.Terms = jobs.TermsSource{File: *flagTerms, Terms: t}
 		}
 		runner := &jobs.Runner{Store: st, Config: cfg, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+		// The writers record their terms as runs do: verify evaluates each grant under its run's.
+		termsJSON, err := cfg.TermsRecord()
+		if err != nil {
+			tr.t.Fatal(err)
+		}
 		plan := func() []reconcile.Grant {
 			res, err := runner.Run(ctx, jobs.RunOptions{AsOf: asOf, DryRun: true})
 			if err != nil {
@@ -237,7 +243,7 @@ func (w *world) concurrentNoLock(t *testing.T, tl *tally) {
 		results := make([]string, n1)
 		var wg sync.WaitGroup
 		for i, grants := range stale {
-			wg.Go(func() { results[i] = outcome(commitThroughLock(ctx, st, asOf, grants)) })
+			wg.Go(func() { results[i] = outcome(commitThroughLock(ctx, st, termsJSON, asOf, grants)) })
 		}
 		wg.Wait()
 		tr.tl.fault(n1 - 1)
@@ -266,7 +272,7 @@ func (w *world) concurrentNoLock(t *testing.T, tl *tally) {
 		gate := make(chan struct{})
 		for i, grants := range fresh {
 			wg.Go(func() {
-				results2[i] = outcome(commitWithoutLock(ctx, db, string(insertSQL), asOf, grants, &ready, gate))
+				results2[i] = outcome(commitWithoutLock(ctx, db, string(insertSQL), termsJSON, asOf, grants, &ready, gate))
 			})
 		}
 		ready.Wait()
@@ -301,7 +307,7 @@ func part(rng *rand.Rand, grants []reconcile.Grant) []reconcile.Grant {
 }
 
 // commitThroughLock writes grants the way a run does: under the lock, in its own run.
-func commitThroughLock(ctx context.Context, st *sqlstore.Store, asOf time.Time, grants []reconcile.Grant) error {
+func commitThroughLock(ctx context.Context, st *sqlstore.Store, terms json.RawMessage, asOf time.Time, grants []reconcile.Grant) error {
 	var sess jobs.Session
 	for {
 		var err error
@@ -316,7 +322,8 @@ func commitThroughLock(ctx context.Context, st *sqlstore.Store, asOf time.Time, 
 		break
 	}
 	defer sess.Close()
-	id, err := sess.StartRun(ctx, jobs.RunRecord{Kind: "run", AsOf: asOf, StartedAt: time.Now(), Version: "drill", Parameters: []byte("{}")})
+	id, err := sess.StartRun(ctx, jobs.RunRecord{Kind: "run", AsOf: asOf, StartedAt: time.Now(), Version: "drill", Parameters: []byte("{}"),
+		Terms: terms})
 	if err != nil {
 		return err
 	}
@@ -341,7 +348,7 @@ func summary(asOf time.Time, grants []reconcile.Grant) jobs.Summary {
 // commitWithoutLock writes grants in one transaction on its own connection, with no lock, using
 // the store's insert statement and its rule (every planned grant written, or none): it records a
 // run, waits at the gate with the other writers, inserts, and commits.
-func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, asOf time.Time, grants []reconcile.Grant,
+func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, terms json.RawMessage, asOf time.Time, grants []reconcile.Grant,
 	ready *sync.WaitGroup, gate chan struct{}) error {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -350,8 +357,8 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, asOf 
 	}
 	defer tx.Rollback()
 	var runID int64
-	err = tx.GetContext(ctx, &runID, `INSERT INTO recon_runs (kind, as_of, status, version, parameters)
-		VALUES ('run', $1, 'running', 'drill', '{}') RETURNING id`, asOf)
+	err = tx.GetContext(ctx, &runID, `INSERT INTO recon_runs (kind, as_of, status, version, parameters, terms)
+		VALUES ('run', $1, 'running', 'drill', '{}', $2) RETURNING id`, asOf, terms)
 	ready.Done()
 	if err != nil {
 		return err
@@ -361,10 +368,10 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, asOf 
 	keys, programs, accounts, roles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	beneficiaries, templates, referred := make([]string, n), make([]string, n), make([]string, n)
 	amounts, before, spend, earned := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	terms := make([]string, n)
+	termsIDs := make([]string, n)
 	total := decimal.Zero
 	for i, g := range grants {
-		terms[i] = g.TermsID
+		termsIDs[i] = g.TermsID
 		keys[i], programs[i], accounts[i], roles[i] = g.IdempotencyKey, string(g.Program), g.AccountID, g.Role
 		beneficiaries[i], templates[i], referred[i] = g.BeneficiaryID, g.TemplateID, g.ReferredUser
 		amounts[i], before[i] = g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2)
@@ -373,7 +380,7 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, asOf 
 	}
 	res, err := tx.ExecContext(ctx, insertSQL, asOf, runID, pq.Array(keys), pq.Array(programs), pq.Array(accounts), pq.Array(roles),
 		pq.Array(beneficiaries), pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned),
-		pq.Array(terms))
+		pq.Array(termsIDs))
 	if err != nil {
 		var pqErr *pq.Error
 		if errors.As(err, &pqErr) && pqErr.Code == "23505" { // the chain trigger's refusal

@@ -60,6 +60,15 @@ func (c Config) terms() reconcile.Terms {
 	return c.Params.Terms()
 }
 
+// TermsRecord returns what a run records of its terms (a TermsRecord as JSON).
+func (c Config) TermsRecord() (json.RawMessage, error) {
+	b, err := json.Marshal(record(c.Terms, c.terms()))
+	if err != nil {
+		return nil, fmt.Errorf("encode terms: %w", err)
+	}
+	return b, nil
+}
+
 // Validate reports every bad setting by the name of its flag.
 func (c Config) Validate() error {
 	errs := []error{c.Params.Validate()}
@@ -253,9 +262,9 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode parameters: %w", err)
 	}
-	terms, err := json.Marshal(record(r.Config.Terms, r.Config.terms()))
+	terms, err := r.Config.TermsRecord()
 	if err != nil {
-		return nil, fmt.Errorf("encode terms: %w", err)
+		return nil, err
 	}
 	kind := opts.Kind
 	if kind == "" {
