@@ -27,15 +27,16 @@ import (
 // Program names a credit program, as stored in credit_grants.program.
 type Program string
 
-// The three programs of SPEC 2.
+// The three programs of SPEC 2, and the signup bonus of SPEC 8.1.
 const (
 	Referral           Program = "referral"
 	Template           Program = "template"
 	ServerlessReferral Program = "serverless_referral"
+	SignupBonus        Program = "signup_bonus"
 )
 
 // Programs lists every program in report order.
-var Programs = []Program{Referral, Template, ServerlessReferral}
+var Programs = []Program{Referral, Template, ServerlessReferral, SignupBonus}
 
 // Serverless bonus roles: each referral has one account per role.
 const (

@@ -26,6 +26,8 @@ type Terms struct {
 	Referral   []ReferralVersion   `json:"referral"`
 	Template   []TemplateVersion   `json:"template"`
 	Serverless []ServerlessVersion `json:"serverless_referral"`
+	// Signup are the versions of the signup bonus (SPEC 8.1); none in the built-in terms.
+	Signup []SignupVersion `json:"signup_bonus,omitempty"`
 }
 
 // Version is what every program version has.
@@ -35,6 +37,22 @@ type Version struct {
 	// version means since forever.
 	From    time.Time `json:"from,omitzero"`
 	Enabled bool      `json:"enabled"`
+	// Payout is how the version's grants are paid: PayoutCash, or "" for credits (the default).
+	Payout string `json:"payout,omitempty"`
+}
+
+// Payouts of a version (SPEC 8.2): credits on the user's account, or cash that finance pays.
+const (
+	PayoutCredits = "credits"
+	PayoutCash    = "cash"
+)
+
+// PayoutOf returns the payout of a version: PayoutCash or PayoutCredits.
+func (v Version) PayoutOf() string {
+	if v.Payout == PayoutCash {
+		return PayoutCash
+	}
+	return PayoutCredits
 }
 
 // RatePeriod is a rate table in force for usage with occurred_at from From (zero: since forever)
@@ -121,6 +139,9 @@ type ReferralVersion struct {
 	MaxAccountAge *time.Duration `json:"max_account_age,omitempty"`
 	// Cap, when set, is the most one account can ever be granted.
 	Cap *decimal.Decimal `json:"cap_usd,omitempty"`
+	// Tier marks a partner tier (SPEC 8.2): it has no From and binds no referral by date, only
+	// the referrers enrolled into it, from their enrollment date; its thresholds are zero.
+	Tier bool `json:"tier,omitempty"`
 }
 
 // TemplateVersion is a version of the Template Program (SPEC 2.3, 7.2). Each rate period has one
@@ -145,6 +166,34 @@ type ServerlessVersion struct {
 	// UsageFrom, when set, counts only usage from this date: the built-in terms' program start
 	// (--serverless-start). A terms file has no such key.
 	UsageFrom time.Time `json:"usage_from,omitzero"`
+}
+
+// SignupVersion is a version of the signup bonus (SPEC 8.1): once the referred user's loads since
+// the referral reach MinLoad, the referrer and the referred user are each owed one bonus, fixed
+// or drawn by the recipient's country.
+type SignupVersion struct {
+	Version
+	MaxAccountAge *time.Duration  `json:"max_account_age,omitempty"`
+	MinLoad       decimal.Decimal `json:"min_load_usd"`
+	Fixed         decimal.Decimal `json:"fixed_usd"`
+	// FixedCountries are the ISO 3166-1 alpha-2 codes (upper case) whose recipients get Fixed.
+	FixedCountries []string    `json:"fixed_countries"`
+	Draw           []DrawEntry `json:"draw"`
+	// UnknownCountry is what a recipient with a null or unknown country gets: UnknownFixed (the
+	// default) or UnknownDraw.
+	UnknownCountry string `json:"unknown_country"`
+}
+
+// What a recipient of unknown country gets.
+const (
+	UnknownFixed = "fixed"
+	UnknownDraw  = "draw"
+)
+
+// DrawEntry is one amount of a weighted draw table.
+type DrawEntry struct {
+	USD    decimal.Decimal `json:"usd"`
+	Weight int64           `json:"weight"`
 }
 
 // VersionRecord is one version as the ledger records it: its program, id, start, canonical
@@ -177,6 +226,9 @@ func (t Terms) Records() []VersionRecord {
 	}
 	for _, v := range t.Serverless {
 		add(ServerlessReferral, v.Version, v)
+	}
+	for _, v := range t.Signup {
+		add(SignupBonus, v.Version, v)
 	}
 	return out
 }
