@@ -317,7 +317,8 @@ func TestExplain(t *testing.T) {
 		if code != exitcode.OK {
 			t.Fatalf("explain %s: exit %d\nstderr:\n%s", user, code, stderr)
 		}
-		for _, s := range []string{"thresholds:", "from 25 referrals and 500.00 USD spend", "from 86400 runtime seconds", "at 1000.00 USD serverless spend"} {
+		for _, s := range []string{"terms (", "from 25 referrals and 500.00 USD of referral spend", "from 86400 runtime seconds",
+			"once serverless spend reaches 1000.00 USD"} {
 			if !strings.Contains(stdout, s) {
 				t.Errorf("explain %s: no %q in\n%s", user, s, stdout)
 			}

@@ -63,46 +63,37 @@ func printExplanation(w io.Writer, x *jobs.Explanation) {
 	if x.Terms.HoldingDays > 0 {
 		fmt.Fprintf(w, "usage counts once it is %d days old: usage before %s\n", x.Terms.HoldingDays, x.UsageCutoff.Format(time.RFC3339))
 	}
-	// The terms versions of the accounts shown, and of the referrals listed.
-	type version struct {
-		program reconcile.Program
-		id      string
-	}
-	var versions []version
-	seen := map[version]bool{}
-	use := func(p reconcile.Program, id string) {
-		if v := (version{p, id}); id != "" && !seen[v] {
-			seen[v] = true
-			versions = append(versions, v)
-		}
-	}
+	// Every version of the terms in force, those of the accounts and referrals below marked.
+	used := map[string]bool{}
 	for _, d := range x.Decisions {
-		use(d.Program, d.TermsID)
+		used[string(d.Program)+"/"+d.TermsID] = true
 	}
 	for _, b := range x.Referrals {
-		use(reconcile.Referral, b.TermsID)
-		use(reconcile.ServerlessReferral, b.ServerlessTermsID)
+		used[string(reconcile.Referral)+"/"+b.TermsID] = true
+		used[string(reconcile.ServerlessReferral)+"/"+b.ServerlessTermsID] = true
 	}
-	if len(versions) > 0 {
-		fmt.Fprintln(w, "terms:")
-		for _, v := range versions {
-			fmt.Fprintf(w, "  %s %s: %s\n", v.program, v.id, terms.Describe(x.Terms, v.program, v.id))
+	fmt.Fprintln(w, "terms (* the versions of the accounts and referrals below):")
+	for _, v := range x.Terms.Records() {
+		mark := " "
+		if used[string(v.Program)+"/"+v.ID] {
+			mark = "*"
 		}
+		fmt.Fprintf(w, " %s %s %s: %s\n", mark, v.Program, v.ID, terms.Describe(x.Terms, v.Program, v.ID))
 	}
 	fmt.Fprintln(w)
 	if len(x.Decisions) == 0 {
 		fmt.Fprintln(w, "no account pays this user: not a referrer, template creator or referred user before the cutoff")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROGRAM\tTERMS\tACCOUNT\tSPEND_USD\tEARNED_USD\tELIGIBLE\tTARGET_USD\tGRANTED_USD\tOWED_USD\tCLAWBACK_DUE_USD\tHELD_SPEND_USD\tHELD_EARNED_USD\tSTATUS\tWHY")
+		fmt.Fprintln(tw, "PROGRAM\tACCOUNT\tSPEND_USD\tEARNED_USD\tELIGIBLE\tTARGET_USD\tGRANTED_USD\tOWED_USD\tCLAWBACK_DUE_USD\tSTATUS\tTERMS\tHELD_SPEND_USD\tHELD_EARNED_USD\tWHY")
 		for _, d := range x.Decisions {
 			account := d.AccountID
 			if d.Role != "" {
 				account += " (" + d.Role + " bonus)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Program, cmp.Or(d.TermsID, "-"), account,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Program, account,
 				d.Spend.String(), d.Earned.String(), d.Eligible, d.Target.StringFixed(2), d.Granted.StringFixed(2), d.Owed.StringFixed(2),
-				d.ClawbackDue.StringFixed(2), d.HeldSpend.String(), d.HeldEarned.String(), d.Status, d.Reason)
+				d.ClawbackDue.StringFixed(2), d.Status, cmp.Or(d.TermsID, "-"), d.HeldSpend.String(), d.HeldEarned.String(), d.Reason)
 		}
 		tw.Flush()
 	}

@@ -49,7 +49,7 @@ func TestTermsThroughTheBinary(t *testing.T) {
 	}
 
 	code, stdout, _ = runProc(t, env, "explain", "ref_alice", "--as-of", cutoff, "--terms", file)
-	for _, want := range []string{"referral runpod-2025-06: pod 3%, serverless 5%", "2026-07-01T01:00:00Z", "dave"} {
+	for _, want := range []string{"* referral runpod-2025-06: pod 3%, serverless 5%", "2026-07-01T01:00:00Z", "dave"} {
 		if code != 0 || !strings.Contains(stdout, want) {
 			t.Errorf("explain ref_alice: exit %d, want %q in\n%s", code, want, stdout)
 		}
