@@ -32,6 +32,12 @@ type Store interface {
 	Lock(ctx context.Context, shard Shard) (Session, error)
 	// Accept records a Referral Program acceptance; created is false if one was already recorded.
 	Accept(ctx context.Context, a Acceptance) (created bool, err error)
+	// Enroll records a referrer's enrollment into a partner tier; created is false if the
+	// referrer already has one (enrollments are final), which existing then holds.
+	Enroll(ctx context.Context, e Enrollment) (created bool, existing *Enrollment, err error)
+	// MissingSources names the optional billing tables and columns of SPEC 8.1 (credit_loads,
+	// users.country) that the database lacks.
+	MissingSources(ctx context.Context) ([]string, error)
 	// SucceededCutoffs lists the cutoffs from..to (both included) that have a successful run.
 	SucceededCutoffs(ctx context.Context, from, to time.Time) ([]time.Time, error)
 	// BaseRun returns the newest committed run with a cutoff at or before asOf that recorded
@@ -92,6 +98,8 @@ type Snapshot interface {
 	Referrers(ctx context.Context, q Query, fn func(reconcile.ReferrerTotals) error) error
 	Templates(ctx context.Context, q Query, fn func(reconcile.TemplateTotals) error) error
 	Serverless(ctx context.Context, q Query, fn func(reconcile.ServerlessTotals) error) error
+	// Signups streams a run's signup bonus accounts (SPEC 8.1) in referred user id order.
+	Signups(ctx context.Context, q Query, fn func(reconcile.SignupTotals) error) error
 	// Referrals streams up to limit referrals of q.Beneficiary as of q.AsOf with the terms
 	// versions they bind to under run q.RunID's terms (0: the scratch run).
 	Referrals(ctx context.Context, q Query, limit int, fn func(ReferralBinding) error) error
@@ -266,6 +274,10 @@ type GrantRecord struct {
 	AsOf           time.Time       `db:"as_of"`
 	RunID          int64           `db:"run_id"`
 	CreatedAt      time.Time       `db:"created_at"`
+	Payout         string          `db:"payout"`     // credits or cash
+	BonusKind      string          `db:"bonus_kind"` // signup bonus: fixed or draw
+	DrawU          *string         `db:"draw_u"`     // a drawn bonus's u, exact
+	DrawEntry      *int            `db:"draw_entry"` // a drawn bonus's entry in its version's table
 }
 
 // GrantTotal sums a program's grants as of a cutoff.
@@ -280,6 +292,16 @@ type Acceptance struct {
 	ReferrerID string    `db:"referrer_id"`
 	AcceptedAt time.Time `db:"accepted_at"`
 	AcceptedBy string    `db:"accepted_by"`
+	Note       string    `db:"note"`
+}
+
+// Enrollment records that an operator moved a referrer to a partner tier from a date (SPEC 8.2).
+type Enrollment struct {
+	ReferrerID string    `db:"referrer_id"`
+	Tier       string    `db:"tier"`
+	From       time.Time `db:"enrolled_from"`
+	EnrolledAt time.Time `db:"enrolled_at"`
+	EnrolledBy string    `db:"enrolled_by"`
 	Note       string    `db:"note"`
 }
 
@@ -304,7 +326,9 @@ type RunRecord struct {
 	Parameters json.RawMessage `db:"parameters"`
 	Terms      json.RawMessage `db:"terms"` // a TermsRecord; nil for runs from before terms
 	// AllowRetroactive: the run was allowed terms that re-price usage already counted.
-	AllowRetroactive bool             `db:"allow_retroactive"`
+	AllowRetroactive bool `db:"allow_retroactive"`
+	// DrawSecretSHA256 is the SHA-256 of the draw secret the run used ("": none), never the secret.
+	DrawSecretSHA256 string           `db:"draw_secret_sha256"`
 	UsageRows        *int64           `db:"usage_rows"`
 	Anomalies        *int64           `db:"anomalies"`
 	GrantsWritten    *int64           `db:"grants_written"`

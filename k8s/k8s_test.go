@@ -131,6 +131,7 @@ var scheduled = []string{
 var monitored = []string{
 	"ConfigMap/creditrecon-config",
 	"ConfigMap/" + dashboardConfigMap,
+	"ConfigMap/" + termsConfigMap,
 	"CronJob/" + nightlyCronJob,
 	"CronJob/" + weeklyFullCronJob,
 	"PrometheusRule/" + prometheusRuleName,

@@ -48,6 +48,7 @@ func (t Terms) EvaluateReferrer(rt ReferrerTotals) Decision {
 		Spend: rt.Spend, Earned: rt.Earned, Granted: rt.Granted,
 	}
 	v, ok := t.ReferralVersion(rt.TermsID)
+	d.Payout = v.PayoutOf()
 	if why := unpaid(v.Version, ok); why != "" {
 		return disabled(d, why)
 	}
@@ -76,6 +77,7 @@ func (t Terms) EvaluateTemplate(tt TemplateTotals) Decision {
 		Spend: tt.Spend, Earned: tt.Earned, Granted: tt.Granted,
 	}
 	v, ok := t.TemplateVersion(tt.TermsID)
+	d.Payout = v.PayoutOf()
 	if why := unpaid(v.Version, ok); why != "" {
 		return disabled(d, why)
 	}
@@ -96,7 +98,7 @@ func (t Terms) EvaluateServerless(st ServerlessTotals) [2]Decision {
 	role := func(role, beneficiary string, bonus, granted decimal.Decimal) Decision {
 		d := Decision{
 			Program: ServerlessReferral, TermsID: st.TermsID, AccountID: st.ReferredUserID, BeneficiaryID: beneficiary,
-			ReferredUser: st.ReferredUserID, Role: role,
+			ReferredUser: st.ReferredUserID, Role: role, Payout: v.PayoutOf(),
 			Spend: st.Spend, Granted: granted, Eligible: reached,
 		}
 		if reached {

@@ -17,6 +17,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"time"
@@ -110,6 +111,7 @@ type ServerlessTotals struct {
 type Decision struct {
 	Program       Program
 	TermsID       string // the version of the account
+	Payout        string // PayoutCredits or PayoutCash, the version's
 	AccountID     string // referrer id, template id, or the referred user id for a serverless role
 	BeneficiaryID string
 	TemplateID    string // template accounts
@@ -127,6 +129,8 @@ type Decision struct {
 	ClawbackDue decimal.Decimal // granted beyond the target; never granted back
 	// Waiting is owed but under the terms' minimum grant: it carries until owed reaches it.
 	Waiting decimal.Decimal
+	// Bonus is how a signup bonus's amount was chosen; nil for the other programs.
+	Bonus *Bonus
 }
 
 // EvaluateReferrer applies the Referral Program (SPEC 2.2) of the built-in terms to a referrer:
@@ -154,6 +158,8 @@ type Grant struct {
 	IdempotencyKey string
 	Program        Program
 	TermsID        string
+	Payout         string // PayoutCredits or PayoutCash
+	Bonus          *Bonus // a signup bonus: fixed, or drawn (u and the entry)
 	AccountID      string
 	BeneficiaryID  string
 	TemplateID     string
@@ -175,6 +181,8 @@ func (d Decision) Grant(asOf time.Time) (Grant, bool) {
 		IdempotencyKey: VersionedIdempotencyKey(d.Program, d.TermsID, d.AccountID, d.Role, d.Granted),
 		Program:        d.Program,
 		TermsID:        d.TermsID,
+		Payout:         cmp.Or(d.Payout, PayoutCredits),
+		Bonus:          d.Bonus,
 		AccountID:      d.AccountID,
 		BeneficiaryID:  d.BeneficiaryID,
 		TemplateID:     d.TemplateID,

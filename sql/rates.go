@@ -176,18 +176,22 @@ func writeTerms(ctx context.Context, tx *sqlx.Tx, run int64, t reconcile.Terms, 
 	type version struct {
 		program reconcile.Program
 		v       reconcile.Version
+		tier    bool
 		window  reconcile.Window
 		maxAge  *time.Duration
 	}
 	var versions []version
 	for _, v := range t.Referral {
-		versions = append(versions, version{reconcile.Referral, v.Version, v.Window, v.MaxAccountAge})
+		versions = append(versions, version{reconcile.Referral, v.Version, v.Tier, v.Window, v.MaxAccountAge})
 	}
 	for _, v := range t.Template {
-		versions = append(versions, version{reconcile.Template, v.Version, reconcile.Window{}, nil})
+		versions = append(versions, version{reconcile.Template, v.Version, false, reconcile.Window{}, nil})
 	}
 	for _, v := range t.Serverless {
-		versions = append(versions, version{reconcile.ServerlessReferral, v.Version, v.Window, v.MaxAccountAge})
+		versions = append(versions, version{reconcile.ServerlessReferral, v.Version, false, v.Window, v.MaxAccountAge})
+	}
+	for _, v := range t.Signup {
+		versions = append(versions, version{reconcile.SignupBonus, v.Version, false, reconcile.Window{}, v.MaxAccountAge})
 	}
 	n := len(versions)
 	programs, ids, froms, tos := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -195,12 +199,20 @@ func writeTerms(ctx context.Context, tx *sqlx.Tx, run int64, t reconcile.Terms, 
 	for i, v := range versions {
 		programs[i], ids[i], enabled[i] = string(v.program), v.v.ID, v.v.Enabled
 		months[i], days[i] = int64(v.window.Months), int64(v.window.Days)
+		// A version binds the starts from its from to the next dated version's; a partner tier
+		// binds none (an empty range): only enrollments route usage to it.
 		froms[i], tos[i] = "-infinity", "infinity"
-		if !v.v.From.IsZero() {
+		switch {
+		case v.tier:
+			froms[i] = "infinity"
+		case !v.v.From.IsZero():
 			froms[i] = v.v.From.UTC().Format(time.RFC3339Nano)
 		}
-		if i+1 < n && versions[i+1].program == v.program {
-			tos[i] = versions[i+1].v.From.UTC().Format(time.RFC3339Nano)
+		for _, next := range versions[i+1:] {
+			if !v.tier && next.program == v.program && !next.tier {
+				tos[i] = next.v.From.UTC().Format(time.RFC3339Nano)
+				break
+			}
 		}
 		if v.maxAge != nil {
 			ages[i] = fmt.Sprintf("%d microseconds", v.maxAge.Microseconds())

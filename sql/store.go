@@ -211,6 +211,36 @@ func (s *Store) Accept(ctx context.Context, a jobs.Acceptance) (bool, error) {
 	return n == 1, err
 }
 
+// Enroll records an enrollment unless the referrer already has one, which it then returns.
+func (s *Store) Enroll(ctx context.Context, e jobs.Enrollment) (bool, *jobs.Enrollment, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO partner_enrollments (referrer_id, tier, enrolled_from, enrolled_by, note)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (referrer_id) DO NOTHING`, e.ReferrerID, e.Tier, e.From, e.EnrolledBy, e.Note)
+	if err != nil {
+		return false, nil, fmt.Errorf("record enrollment of %q: %w", e.ReferrerID, translate(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, nil, err
+	}
+	var existing jobs.Enrollment
+	if err := s.db.GetContext(ctx, &existing, `SELECT referrer_id, tier, enrolled_from, enrolled_at, enrolled_by, note
+		FROM partner_enrollments WHERE referrer_id = $1`, e.ReferrerID); err != nil {
+		return false, nil, fmt.Errorf("load enrollment of %q: %w", e.ReferrerID, translate(err))
+	}
+	return false, &existing, nil
+}
+
+// MissingSources names credit_loads and users.country when the database lacks them.
+func (s *Store) MissingSources(ctx context.Context) ([]string, error) {
+	var missing []string
+	if err := s.db.SelectContext(ctx, &missing, `SELECT name FROM (VALUES ('credit_loads', to_regclass('credit_loads') IS NOT NULL),
+		('users.country', EXISTS (SELECT FROM information_schema.columns
+		                           WHERE table_schema = current_schema() AND table_name = 'users' AND column_name = 'country'))) AS s (name, present)
+		WHERE NOT present ORDER BY name`); err != nil {
+		return nil, fmt.Errorf("look for credit_loads and users.country: %w", translate(err))
+	}
+	return missing, nil
+}
+
 // Acceptance returns the acceptance of a referrer, or nil.
 func (s *Store) Acceptance(ctx context.Context, referrerID string) (*jobs.Acceptance, error) {
 	var a jobs.Acceptance
@@ -226,6 +256,7 @@ func (s *Store) Acceptance(ctx context.Context, referrerID string) (*jobs.Accept
 }
 
 const runColumns = `id, kind, as_of, status, started_at, finished_at, host, version, parameters, terms, allow_retroactive,
+	coalesce(draw_secret_sha256, '') AS draw_secret_sha256,
 	usage_rows, anomalies, grants_written, amount_granted, totals, error, shard_index, shard_count`
 
 // Runs lists the newest runs first.
@@ -321,8 +352,10 @@ func (s *Session) StartRun(ctx context.Context, r jobs.RunRecord) (int64, error)
 	host, _ := os.Hostname()
 	var id int64
 	err := s.conn.GetContext(ctx, &id, `INSERT INTO recon_runs (kind, as_of, status, started_at, host, version, parameters,
-		shard_index, shard_count, terms, allow_retroactive) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters, r.ShardIndex, r.ShardCount, r.Terms, r.AllowRetroactive)
+		shard_index, shard_count, terms, allow_retroactive, draw_secret_sha256)
+		VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
+		r.Kind, r.AsOf, r.StartedAt, host, r.Version, r.Parameters, r.ShardIndex, r.ShardCount, r.Terms, r.AllowRetroactive,
+		nullString(r.DrawSecretSHA256))
 	if err != nil {
 		return 0, fmt.Errorf("start run as_of=%s: %w", r.AsOf.Format(time.RFC3339), translate(err))
 	}
@@ -334,9 +367,15 @@ func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time,
 	keys, programs, accounts, roles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	beneficiaries, templates, referred := make([]string, n), make([]string, n), make([]string, n)
 	amounts, before, spend, earned := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	terms := make([]string, n)
+	terms, payouts, kinds, drawU, drawEntry := make([]string, n), make([]string, n), make([]string, n), make([]any, n), make([]any, n)
 	for i, g := range grants {
-		terms[i] = g.TermsID
+		terms[i], payouts[i] = g.TermsID, g.Payout
+		if g.Bonus != nil {
+			kinds[i] = g.Bonus.Kind
+			if g.Bonus.Drawn != nil {
+				drawU[i], drawEntry[i] = g.Bonus.Drawn.U.String(), int64(g.Bonus.Drawn.Entry)
+			}
+		}
 		keys[i], programs[i], accounts[i], roles[i] = g.IdempotencyKey, string(g.Program), g.AccountID, g.Role
 		beneficiaries[i], templates[i], referred[i] = g.BeneficiaryID, g.TemplateID, g.ReferredUser
 		amounts[i], before[i] = g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2)
@@ -345,7 +384,7 @@ func insertGrants(ctx context.Context, tx *sqlx.Tx, runID int64, asOf time.Time,
 	res, err := tx.ExecContext(ctx, query("grants_insert"), asOf, runID,
 		pq.Array(keys), pq.Array(programs), pq.Array(accounts), pq.Array(roles), pq.Array(beneficiaries),
 		pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned),
-		pq.Array(terms))
+		pq.Array(terms), pq.Array(payouts), pq.Array(kinds), pq.GenericArray{A: drawU}, pq.GenericArray{A: drawEntry})
 	if err != nil {
 		return fmt.Errorf("insert grants of run %d: %w", runID, translate(err))
 	}
@@ -420,7 +459,7 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	}
 	if runID == 0 {
 		// A snapshot may plan more than once (simulate: current and proposed terms).
-		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates"} {
+		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups"} {
 			if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id = $1`, run); err != nil {
 				return res, fmt.Errorf("clear scratch %s: %w", table, translate(err))
 			}
@@ -428,6 +467,11 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	}
 	if err := writeTerms(ctx, s.tx, run, in.Terms, referralPlan(in.Terms), templatePlan(in.Terms)); err != nil {
 		return res, err
+	}
+	if len(in.Terms.Signup) > 0 {
+		if err := s.insertSelect(ctx, "run_signups", query("aggregate_signups"), run, in.AsOf, max(in.Shard.Count, 1), in.Shard.Index); err != nil {
+			return res, fmt.Errorf("aggregate signup loads as_of=%s: %w", at, err)
+		}
 	}
 	if base != nil {
 		reason, err := s.baseInvalid(ctx, base)
@@ -635,7 +679,7 @@ func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time,
 		(SELECT id FROM recon_runs WHERE id < $1 AND started_at < now() - interval '31 days')`, runID); err != nil {
 		return fmt.Errorf("prune run_seen: %w", translate(err))
 	}
-	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates"} {
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates", "run_signups"} {
 		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
 			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2
 			  AND ($3::integer IS NULL OR (shard_count = $3 AND shard_index = $4)))`,
@@ -819,6 +863,33 @@ func (s *Snapshot) Referrals(ctx context.Context, q jobs.Query, limit int, fn fu
 			}
 		}
 		return fn(b)
+	})
+}
+
+type signupRow struct {
+	ReferredUserID      string          `db:"referred_user_id"`
+	TermsID             string          `db:"terms_id"`
+	ReferrerID          string          `db:"referrer_id"`
+	Loads               decimal.Decimal `db:"loads"`
+	ReferrerCountry     *string         `db:"referrer_country"`
+	ReferredCountry     *string         `db:"referred_country"`
+	GrantedReferrer     decimal.Decimal `db:"granted_referrer"`
+	GrantedReferred     decimal.Decimal `db:"granted_referred"`
+	GrantedReferrerAsOf decimal.Decimal `db:"granted_referrer_as_of"`
+	GrantedReferredAsOf decimal.Decimal `db:"granted_referred_as_of"`
+}
+
+// Signups streams a run's signup bonus accounts, ordered by referred user id.
+func (s *Snapshot) Signups(ctx context.Context, q jobs.Query, fn func(reconcile.SignupTotals) error) error {
+	return streamArgs(ctx, s.tx, "read signup bonuses", query("signups"), s.args(q), func(rows *sqlx.Rows) error {
+		var r signupRow
+		if err := rows.StructScan(&r); err != nil {
+			return err
+		}
+		return fn(reconcile.SignupTotals{ReferredUserID: r.ReferredUserID, TermsID: r.TermsID, ReferrerID: r.ReferrerID,
+			Loads: r.Loads, ReferrerCountry: r.ReferrerCountry, ReferredCountry: r.ReferredCountry,
+			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
+			GrantedReferrerAsOf: r.GrantedReferrerAsOf, GrantedReferredAsOf: r.GrantedReferredAsOf})
 	})
 }
 

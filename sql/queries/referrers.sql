@@ -17,11 +17,14 @@ WITH counts AS (
      AND ($4::integer = 1 OR creditrecon_shard(r.referrer_id, $4) = $5)
    GROUP BY 1, 2
 ), spend AS (
-  SELECT a.referrer_id, coalesce(a.terms_id, '') AS terms_id, sum(a.usage_rows) AS usage_rows,
-         sum(a.spend_usd) AS spend, sum(a.earned_usd) AS earned
+  -- Each referral's usage under its own version, and from an enrollment under its referrer's tier.
+  SELECT x.referrer_id, x.terms_id, sum(x.usage_rows) AS usage_rows, sum(x.spend) AS spend, sum(x.earned) AS earned
     FROM run_referrals a
     LEFT JOIN recon_runs r ON r.id = a.run_id
-   WHERE a.run_id = ANY($1) AND ($3::text IS NULL OR a.referrer_id = $3)
+   CROSS JOIN LATERAL (VALUES (a.referrer_id, coalesce(a.terms_id, ''), a.usage_rows, a.spend_usd, a.earned_usd),
+                              (a.referrer_id, a.tier_terms_id, a.tier_rows, a.tier_spend_usd, a.tier_earned_usd))
+         AS x (referrer_id, terms_id, usage_rows, spend, earned)
+   WHERE a.run_id = ANY($1) AND ($3::text IS NULL OR a.referrer_id = $3) AND x.terms_id IS NOT NULL
      AND (r.shard_count IS NULL OR creditrecon_shard(a.referrer_id, r.shard_count) = r.shard_index)
    GROUP BY 1, 2
 ), later AS (
