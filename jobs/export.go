@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -49,7 +50,12 @@ func (r *Runner) export(ctx context.Context, rd Reader, asOf time.Time) (reports
 		if err != nil {
 			return err
 		}
-		src := &reportSource{s: s, terms: terms, runIDs: set.IDs(), asOf: asOf, totals: map[string]reports.ProgramTotals{}}
+		src := &reportSource{s: s, terms: terms, secret: r.Config.DrawSecret, runIDs: set.IDs(), asOf: asOf,
+			totals: map[string]reports.ProgramTotals{}}
+		payouts, err := s.PayoutTotals(ctx, asOf)
+		if err != nil {
+			return err
+		}
 		info := reports.ManifestInfo{
 			RunID:        latest.ID,
 			AsOf:         asOf,
@@ -59,6 +65,10 @@ func (r *Runner) export(ctx context.Context, rd Reader, asOf time.Time) (reports
 			Version:      latest.Version,
 			AnomalyCount: set.Anomalies,
 			Totals:       src.controlTotals,
+			PayoutTotals: map[string]reports.PayoutTotals{},
+		}
+		for p, t := range payouts {
+			info.PayoutTotals[p] = reports.PayoutTotals{GrantsAsOf: t.GrantsAsOf, GrantedAsOfUSD: t.GrantedAsOf, GrantedToDateUSD: t.GrantedToDate}
 		}
 		if len(set.Runs) > 1 {
 			info.ShardRunIDs = set.IDs()
@@ -111,6 +121,7 @@ func BusinessDate(asOf time.Time, loc *time.Location) string {
 type reportSource struct {
 	s      Snapshot
 	terms  reconcile.Terms
+	secret []byte
 	runIDs []int64
 	asOf   time.Time
 	totals map[string]reports.ProgramTotals
@@ -188,6 +199,48 @@ func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(report
 		return fn(reports.ServerlessRow{ReferredUserID: t.ReferredUserID, TermsID: t.TermsID, ReferrerID: t.ReferrerID,
 			ServerlessSpendUSD: t.Spend, GrantedUSD: t.GrantedReferrer.Add(t.GrantedReferred),
 			ReferrerGrantedUSD: t.GrantedReferrer, ReferredGrantedUSD: t.GrantedReferred, Status: ds[0].Status})
+	})
+}
+
+// SignupBonuses lists both roles of every referral bound to a signup bonus version; their loads
+// count in the control totals once per referral.
+func (src *reportSource) SignupBonuses(ctx context.Context, fn func(reports.SignupBonusRow) error) error {
+	if len(src.terms.Signup) == 0 {
+		return nil
+	}
+	return src.s.Signups(ctx, src.query(), func(t reconcile.SignupTotals) error {
+		t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
+		ds, err := src.terms.EvaluateSignup(t, src.secret)
+		if err != nil {
+			return err
+		}
+		src.add(reconcile.SignupBonus, 0, t.Loads, ds[0].Earned.Add(ds[1].Earned))
+		for _, d := range ds {
+			row := reports.SignupBonusRow{ReferredUserID: t.ReferredUserID, ReferrerID: t.ReferrerID, TermsID: t.TermsID,
+				Role: d.Role, BeneficiaryID: d.BeneficiaryID, LoadsUSD: t.Loads, Reached: d.Eligible, AmountUSD: d.Target,
+				GrantedUSD: d.Granted, Payout: d.Payout, Status: d.Status}
+			if b := d.Bonus; b != nil {
+				row.Country, row.Kind = b.Country, b.Kind
+				if b.Drawn != nil {
+					row.U, row.DrawEntry = b.Drawn.U.String(), strconv.Itoa(b.Drawn.Entry)
+				}
+			}
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Payouts lists the cash grants as of the cutoff.
+func (src *reportSource) Payouts(ctx context.Context, fn func(reports.PayoutRow) error) error {
+	return src.s.Grants(ctx, GrantFilter{AsOf: src.asOf}, func(g GrantRecord) error {
+		if g.Payout != reconcile.PayoutCash {
+			return nil
+		}
+		return fn(reports.PayoutRow{GrantID: g.ID, Program: g.Program, BeneficiaryID: g.BeneficiaryID, TermsID: g.TermsID,
+			AmountUSD: g.Amount, AsOf: g.AsOf, IdempotencyKey: g.IdempotencyKey})
 	})
 }
 

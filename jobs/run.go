@@ -2,11 +2,14 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -21,6 +24,10 @@ type Config struct {
 	Params reconcile.Params
 	// Terms are the terms of a terms file (SPEC 7); without a file, Params' built-in terms apply.
 	Terms TermsSource
+	// DrawSecret keys the signup bonus draws (SPEC 8.1): CREDITRECON_DRAW_SECRET, at least
+	// reconcile.MinDrawSecret bytes when the terms draw. Never printed or stored: runs record its
+	// SHA-256.
+	DrawSecret []byte
 	// MaxAnomalyShare fails a run whose anomalies exceed this share of the rows considered.
 	MaxAnomalyShare float64
 	// ClockSkew is how far in the future of the run's wall clock an occurred_at may be.
@@ -52,6 +59,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// drawSecretSHA256 is what a run records of the draw secret: its SHA-256, or "" without one.
+func (c Config) drawSecretSHA256() string {
+	if len(c.DrawSecret) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(c.DrawSecret)
+	return hex.EncodeToString(sum[:])
+}
+
 // terms returns the terms runs use: the terms file's, or the built-in terms of the flags.
 func (c Config) terms() reconcile.Terms {
 	if c.Terms.File != "" {
@@ -72,6 +88,17 @@ func (c Config) TermsRecord() (json.RawMessage, error) {
 // Validate reports every bad setting by the name of its flag.
 func (c Config) Validate() error {
 	errs := []error{c.Params.Validate()}
+	for _, v := range c.terms().Signup {
+		if v.Draws() && len(c.DrawSecret) < reconcile.MinDrawSecret {
+			what := "not set"
+			if len(c.DrawSecret) > 0 {
+				what = fmt.Sprintf("%d bytes", len(c.DrawSecret))
+			}
+			errs = append(errs, fmt.Errorf("CREDITRECON_DRAW_SECRET: %s; signup bonus version %s draws amounts, which needs a secret of at least %d bytes (a Kubernetes Secret)",
+				what, v.ID, reconcile.MinDrawSecret))
+			break
+		}
+	}
 	if !(c.MaxAnomalyShare >= 0 && c.MaxAnomalyShare <= 1) {
 		errs = append(errs, fmt.Errorf("max-anomaly-share: must be between 0 and 1, got %v", c.MaxAnomalyShare))
 	}
@@ -271,7 +298,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 		kind = "run"
 	}
 	record := RunRecord{Kind: kind, AsOf: opts.AsOf, StartedAt: now, Version: r.Config.Version, Parameters: params,
-		Terms: terms, AllowRetroactive: opts.AllowRetroactive}
+		Terms: terms, AllowRetroactive: opts.AllowRetroactive, DrawSecretSHA256: r.Config.drawSecretSHA256()}
 	if opts.Shard.Sharded() {
 		record.ShardIndex, record.ShardCount = &opts.Shard.Index, &opts.Shard.Count
 	}
@@ -429,6 +456,16 @@ func (r *Runner) aggregateInput(asOf, now time.Time, shard Shard) AggregateInput
 // checkTerms refuses terms that would rewrite the past (SPEC 7.3), and says whether they are
 // retroactive (allowed by opts.AllowRetroactive; such a run reads the whole history).
 func (r *Runner) checkTerms(ctx context.Context, opts RunOptions) (bool, error) {
+	if len(r.Config.terms().Signup) > 0 {
+		missing, err := r.Store.MissingSources(ctx)
+		if err != nil {
+			return false, err
+		}
+		if len(missing) > 0 {
+			return false, fmt.Errorf("%w: the terms have a signup bonus, which reads %s; this database has no %s",
+				ErrMissingSource, "credit_loads and users.country", strings.Join(missing, " and "))
+		}
+	}
 	recorded, latest, err := r.Store.TermsInUse(ctx)
 	if err != nil {
 		return false, err
@@ -440,11 +477,11 @@ func (r *Runner) checkTerms(ctx context.Context, opts RunOptions) (bool, error) 
 // the usage rows behind it. With asOfView the decisions count only grants with as_of <= q.AsOf,
 // as the reports of that cutoff do; otherwise they count every grant, as a run must.
 func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
-	return evaluate(ctx, s, r.Config.terms(), q, asOfView, fn)
+	return evaluate(ctx, s, r.Config.terms(), r.Config.DrawSecret, q, asOfView, fn)
 }
 
-// evaluate is Evaluate under terms p.
-func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
+// evaluate is Evaluate under terms p, drawing signup bonuses with secret.
+func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, secret []byte, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
 	if err := s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
 		if asOfView {
 			t.Granted = t.GrantedAsOf
@@ -463,12 +500,30 @@ func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, q Query, asOfV
 	}); err != nil {
 		return err
 	}
-	return s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
+	if err := s.Serverless(ctx, q, func(t reconcile.ServerlessTotals) error {
 		if asOfView {
 			t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
 		}
 		for _, d := range p.EvaluateServerless(t) {
 			fn(d, t.UsageRows)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(p.Signup) == 0 {
+		return nil
+	}
+	return s.Signups(ctx, q, func(t reconcile.SignupTotals) error {
+		if asOfView {
+			t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
+		}
+		ds, err := p.EvaluateSignup(t, secret)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			fn(d, 0)
 		}
 		return nil
 	})

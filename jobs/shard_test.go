@@ -170,8 +170,8 @@ func shardsEqualOneRun(t *testing.T, terms string) {
 	}
 
 	a, b := readAll(t, filepath.Join(oneDir, "dt=2026-02-02")), readAll(t, filepath.Join(shardedDir, "dt=2026-02-02"))
-	if len(a) != 6 || len(b) != 6 {
-		t.Fatalf("report files: unsharded %d, sharded %d, want 6 each", len(a), len(b))
+	if len(a) != 8 || len(b) != 8 {
+		t.Fatalf("report files: unsharded %d, sharded %d, want 8 each", len(a), len(b))
 	}
 	for _, name := range []string{"referrers.csv", "templates.csv", "serverless_referrals.csv", "anomalies.csv"} {
 		if !bytes.Equal(a[name], b[name]) {
@@ -228,7 +228,7 @@ func TestReportsWaitForEveryShard(t *testing.T) {
 	if man.RunID != res.RunID || len(man.ShardRunIDs) != 2 {
 		t.Errorf("manifest after the last shard: run %d, shards %v; want run %d and two shards", man.RunID, man.ShardRunIDs, res.RunID)
 	}
-	if len(readAll(t, filepath.Join(dir, "dt=2026-01-31"))) != 6 {
+	if len(readAll(t, filepath.Join(dir, "dt=2026-01-31"))) != 8 {
 		t.Error("the last shard did not write six report files")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -73,6 +74,15 @@ func (r *Runner) Simulate(ctx context.Context, proposed reconcile.Terms, asOf ti
 	if now := r.Now(); asOf.After(now) {
 		return nil, fmt.Errorf("as-of %s is in the future (now %s): a cutoff must have passed", asOf.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
+	if len(proposed.Signup) > 0 {
+		missing, err := r.Store.MissingSources(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%w: the proposed terms have a signup bonus; this database has no %s", ErrMissingSource, strings.Join(missing, " and "))
+		}
+	}
 	type versionKey struct {
 		program reconcile.Program
 		id      string
@@ -90,7 +100,7 @@ func (r *Runner) Simulate(ctx context.Context, proposed reconcile.Terms, asOf ti
 			if _, err := s.Aggregate(ctx, 0, in, nil); err != nil {
 				return err
 			}
-			return evaluate(ctx, s, t, Query{AsOf: asOf}, false, func(d reconcile.Decision, _ int64) {
+			return evaluate(ctx, s, t, r.Config.DrawSecret, Query{AsOf: asOf}, false, func(d reconcile.Decision, _ int64) {
 				vk := versionKey{d.Program, d.TermsID}
 				v := versions[vk]
 				if v == nil {

@@ -18,6 +18,9 @@ var (
 	// ErrGrantConflict means a grant of the plan was already written by another writer since the
 	// run read its snapshot. The run wrote nothing; running it again converges.
 	ErrGrantConflict = errors.New("grants changed since the run's snapshot (another writer)")
+	// ErrMissingSource means the terms need an optional billing table or column (SPEC 8.1) that
+	// the database lacks. Nothing was done.
+	ErrMissingSource = errors.New("a source table or column is missing")
 )
 
 // Store is the database: the source tables, read only, and the job-owned tables.
@@ -107,6 +110,8 @@ type Snapshot interface {
 	Grants(ctx context.Context, f GrantFilter, fn func(GrantRecord) error) error
 	// GrantTotals sums grants per program as of a cutoff.
 	GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]GrantTotal, error)
+	// PayoutTotals sums grants per payout (credits, cash) as of a cutoff.
+	PayoutTotals(ctx context.Context, asOf time.Time) (map[string]GrantTotal, error)
 }
 
 // AggregateInput says what a run aggregates: usage before the usage cutoff (AsOf less the

@@ -242,7 +242,7 @@ func (r *Runner) verifyGroup(ctx context.Context, g *owedGroup, c *Check) error 
 				return err
 			}
 		}
-		return evaluate(ctx, s, g.terms, q, false, func(d reconcile.Decision, _ int64) {
+		return evaluate(ctx, s, g.terms, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) {
 			k := accountKey(d.Program, d.TermsID, d.AccountID, d.Role)
 			acct, ok := g.accounts[k]
 			if !ok {

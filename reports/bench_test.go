@@ -41,6 +41,10 @@ func (s referrerSource) Referrers(_ context.Context, fn func(ReferrerRow) error)
 func (referrerSource) Grants(context.Context, func(GrantRow) error) error       { return nil }
 func (referrerSource) Templates(context.Context, func(TemplateRow) error) error { return nil }
 func (referrerSource) Anomalies(context.Context, func(AnomalyRow) error) error  { return nil }
+func (referrerSource) SignupBonuses(context.Context, func(SignupBonusRow) error) error {
+	return nil
+}
+func (referrerSource) Payouts(context.Context, func(PayoutRow) error) error { return nil }
 func (referrerSource) ServerlessReferrals(context.Context, func(ServerlessRow) error) error {
 	return nil
 }

@@ -74,6 +74,38 @@ type ServerlessRow struct {
 	Status             string
 }
 
+// SignupBonusRow is one line of signup_bonuses.csv: one role's bonus of a referral bound to a
+// signup bonus version (SPEC 8.1), as of the cutoff.
+type SignupBonusRow struct {
+	ReferredUserID string
+	ReferrerID     string
+	TermsID        string
+	Role           string // referrer or referred
+	BeneficiaryID  string
+	LoadsUSD       decimal.Decimal // exact
+	Reached        bool
+	Country        string          // upper-cased; empty when unknown
+	Kind           string          // fixed or draw
+	U              string          // the draw's u, exact; empty for fixed
+	DrawEntry      string          // the draw's entry (0-based) in the version's table; empty for fixed
+	AmountUSD      decimal.Decimal // whole cents: the bonus this recipient is (or was) owed; 0 while pending
+	GrantedUSD     decimal.Decimal // whole cents, grants with as_of <= cutoff
+	Payout         string
+	Status         string
+}
+
+// PayoutRow is one line of payouts.csv: a grant paid in cash (SPEC 8.2), as of the cutoff, for
+// finance to pay.
+type PayoutRow struct {
+	GrantID        int64
+	Program        string
+	BeneficiaryID  string
+	TermsID        string
+	AmountUSD      decimal.Decimal // whole cents
+	AsOf           time.Time
+	IdempotencyKey string
+}
+
 // AnomalyRow is one line of anomalies.csv: a usage row excluded from earnings.
 type AnomalyRow struct {
 	UsageEventID int64
@@ -86,7 +118,7 @@ type AnomalyRow struct {
 }
 
 // Row is the set of report row types an Encoder accepts: GrantRow, ReferrerRow,
-// TemplateRow, ServerlessRow and AnomalyRow.
+// TemplateRow, ServerlessRow, SignupBonusRow, PayoutRow and AnomalyRow.
 type Row interface {
 	header() []string
 	appendRecord(dst []string) ([]string, error)
@@ -102,15 +134,36 @@ var (
 		"earned_usd", "target_usd", "granted_usd", "clawback_due_usd", "status", "status_reason"}
 	serverlessColumns = []string{"referred_user_id", "terms_id", "referrer_id", "serverless_spend_usd",
 		"granted_usd", "referrer_granted_usd", "referred_granted_usd", "status"}
+	signupColumns = []string{"referred_user_id", "referrer_id", "terms_id", "role", "beneficiary_id", "loads_usd",
+		"reached", "country", "kind", "u", "draw_entry", "amount_usd", "granted_usd", "payout", "status"}
+	payoutColumns  = []string{"grant_id", "beneficiary_id", "terms_id", "amount_usd", "as_of", "idempotency_key", "program"}
 	anomalyColumns = []string{"usage_event_id", "reason", "user_id", "product", "template_id",
 		"amount_usd", "occurred_at"}
 )
 
-func (GrantRow) header() []string      { return grantColumns }
-func (ReferrerRow) header() []string   { return referrerColumns }
-func (TemplateRow) header() []string   { return templateColumns }
-func (ServerlessRow) header() []string { return serverlessColumns }
-func (AnomalyRow) header() []string    { return anomalyColumns }
+func (GrantRow) header() []string       { return grantColumns }
+func (ReferrerRow) header() []string    { return referrerColumns }
+func (TemplateRow) header() []string    { return templateColumns }
+func (ServerlessRow) header() []string  { return serverlessColumns }
+func (AnomalyRow) header() []string     { return anomalyColumns }
+func (SignupBonusRow) header() []string { return signupColumns }
+func (PayoutRow) header() []string      { return payoutColumns }
+
+func (r SignupBonusRow) appendRecord(dst []string) ([]string, error) {
+	var c centsFormat
+	// u is the exact text of a number in [0, 1): like the money columns, it is not neutralised.
+	dst = append(dst, text(r.ReferredUserID), text(r.ReferrerID), text(r.TermsID), text(r.Role), text(r.BeneficiaryID),
+		r.LoadsUSD.String(), strconv.FormatBool(r.Reached), text(r.Country), text(r.Kind), r.U, r.DrawEntry,
+		c.format("amount_usd", r.AmountUSD), c.format("granted_usd", r.GrantedUSD), text(r.Payout), text(r.Status))
+	return dst, c.err
+}
+
+func (r PayoutRow) appendRecord(dst []string) ([]string, error) {
+	var c centsFormat
+	dst = append(dst, integer(r.GrantID), text(r.BeneficiaryID), text(r.TermsID), c.format("amount_usd", r.AmountUSD),
+		timestamp(r.AsOf), text(r.IdempotencyKey), text(r.Program))
+	return dst, c.err
+}
 
 func (r GrantRow) appendRecord(dst []string) ([]string, error) {
 	var c centsFormat

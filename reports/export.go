@@ -26,6 +26,10 @@ type Source interface {
 	Templates(ctx context.Context, fn func(TemplateRow) error) error
 	// ServerlessReferrals streams the referrals that reached the serverless threshold.
 	ServerlessReferrals(ctx context.Context, fn func(ServerlessRow) error) error
+	// SignupBonuses streams each role's bonus of the referrals bound to a signup bonus version.
+	SignupBonuses(ctx context.Context, fn func(SignupBonusRow) error) error
+	// Payouts streams the grants paid in cash with as_of = cutoff.
+	Payouts(ctx context.Context, fn func(PayoutRow) error) error
 	// Anomalies streams the usage rows excluded from earnings.
 	Anomalies(ctx context.Context, fn func(AnomalyRow) error) error
 }
@@ -35,7 +39,30 @@ const (
 	programReferral   = "referral"
 	programTemplate   = "template"
 	programServerless = "serverless_referral"
+	programSignup     = "signup_bonus"
 )
+
+// Payouts: the keys of Manifest.PayoutTotals.
+const (
+	payoutCredits = "credits"
+	payoutCash    = "cash"
+)
+
+// PayoutTotals are the grants of one payout (credits or cash) as of a cutoff, all programs.
+type PayoutTotals struct {
+	GrantsAsOf       int64           `json:"grants_as_of"`
+	GrantedAsOfUSD   decimal.Decimal `json:"granted_as_of_usd"`
+	GrantedToDateUSD decimal.Decimal `json:"granted_to_date_usd"`
+}
+
+// MarshalJSON renders the amounts as JSON strings with two decimals.
+func (t PayoutTotals) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		GrantsAsOf       int64  `json:"grants_as_of"`
+		GrantedAsOfUSD   string `json:"granted_as_of_usd"`
+		GrantedToDateUSD string `json:"granted_to_date_usd"`
+	}{t.GrantsAsOf, t.GrantedAsOfUSD.StringFixed(2), t.GrantedToDateUSD.StringFixed(2)})
+}
 
 // ProgramTotals are one program's control totals, computed by the caller from the database
 // independently of the rows a Source streams.
@@ -74,9 +101,12 @@ type ManifestInfo struct {
 	Parameters   json.RawMessage // the program parameters the run used
 	Terms        json.RawMessage // the terms the run used: file SHA-256, versions and their hashes
 	Version      string          // the binary's version
-	// ControlTotals maps "referral", "template" and "serverless_referral" to their totals;
-	// a missing program counts as all zeros.
+	// ControlTotals maps "referral", "template", "serverless_referral" and "signup_bonus" to
+	// their totals; a missing program counts as all zeros.
 	ControlTotals map[string]ProgramTotals
+	// PayoutTotals maps "credits" and "cash" to their grants, summed by the database; a missing
+	// payout counts as zeros.
+	PayoutTotals map[string]PayoutTotals
 	// Totals, when set, is called after the CSVs are written and its result replaces
 	// ControlTotals: for a caller that learns usage and earnings while streaming the rows, and
 	// reads the granted totals from the database independently.
@@ -94,6 +124,7 @@ type Manifest struct {
 	Parameters    json.RawMessage          `json:"parameters"`
 	Terms         json.RawMessage          `json:"terms,omitempty"`
 	ControlTotals map[string]ProgramTotals `json:"control_totals"`
+	PayoutTotals  map[string]PayoutTotals  `json:"payout_totals"`
 	Anomalies     int64                    `json:"anomalies"`
 	Files         []File                   `json:"files"`
 }
@@ -153,8 +184,10 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 		return Manifest{}, fmt.Errorf("export dt=%s: remove previous manifest: %w", m.BusinessDate, err)
 	}
 
-	totals := map[string]ProgramTotals{programReferral: {}, programTemplate: {}, programServerless: {}}
+	totals := map[string]ProgramTotals{programReferral: {}, programTemplate: {}, programServerless: {}, programSignup: {}}
 	maps.Copy(totals, m.ControlTotals)
+	payouts := map[string]PayoutTotals{payoutCredits: {}, payoutCash: {}}
+	maps.Copy(payouts, m.PayoutTotals)
 	var sum sums
 	steps := []struct {
 		name  string
@@ -178,6 +211,16 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 				sum.serverless = sum.serverless.Add(r.GrantedUSD)
 			})
 		}},
+		{"signup_bonuses.csv", func(key string) (File, error) {
+			return writeCSV(ctx, sink, key, src.SignupBonuses, func(r SignupBonusRow) {
+				sum.signup = sum.signup.Add(r.GrantedUSD)
+			})
+		}},
+		{"payouts.csv", func(key string) (File, error) {
+			return writeCSV(ctx, sink, key, src.Payouts, func(r PayoutRow) {
+				sum.cash = sum.cash.Add(r.AmountUSD)
+			})
+		}},
 		{"anomalies.csv", func(key string) (File, error) {
 			return writeCSV(ctx, sink, key, src.Anomalies, func(AnomalyRow) {})
 		}},
@@ -191,6 +234,7 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 		Parameters:    m.Parameters,
 		Terms:         m.Terms,
 		ControlTotals: totals,
+		PayoutTotals:  payouts,
 		Anomalies:     m.AnomalyCount,
 	}
 	for _, s := range steps {
@@ -207,7 +251,7 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 		}
 		maps.Copy(totals, late)
 	}
-	if err := sum.tieOut(totals, man.Files[len(man.Files)-1].Rows, m.AnomalyCount); err != nil {
+	if err := sum.tieOut(totals, payouts, man.Files[len(man.Files)-1].Rows, m.AnomalyCount); err != nil {
 		return Manifest{}, fmt.Errorf("export dt=%s: %w", m.BusinessDate, err)
 	}
 
@@ -239,8 +283,9 @@ func ReadManifest(ctx context.Context, sink Sink, businessDate string) (Manifest
 
 // sums accumulates the CSV columns that tie out to the control totals.
 type sums struct {
-	grantedAsOf                      map[string]decimal.Decimal // grants.csv amount_usd by program
-	referrers, templates, serverless decimal.Decimal            // granted_usd
+	grantedAsOf                              map[string]decimal.Decimal // grants.csv amount_usd by program
+	referrers, templates, serverless, signup decimal.Decimal            // granted_usd
+	cash                                     decimal.Decimal            // payouts.csv amount_usd
 }
 
 func (s *sums) grant(r GrantRow) {
@@ -252,7 +297,7 @@ func (s *sums) grant(r GrantRow) {
 
 // tieOut returns a *TieOutError for the first sum, in a fixed order, that differs from its
 // control total.
-func (s *sums) tieOut(totals map[string]ProgramTotals, anomalyRows, anomalyCount int64) error {
+func (s *sums) tieOut(totals map[string]ProgramTotals, payouts map[string]PayoutTotals, anomalyRows, anomalyCount int64) error {
 	// Programs in grants.csv that have no control total must fail too, hence the union.
 	programs := slices.Collect(maps.Keys(totals))
 	for p := range s.grantedAsOf {
@@ -273,11 +318,26 @@ func (s *sums) tieOut(totals map[string]ProgramTotals, anomalyRows, anomalyCount
 		{programReferral, "referrers.csv", s.referrers},
 		{programTemplate, "templates.csv", s.templates},
 		{programServerless, "serverless_referrals.csv", s.serverless},
+		{programSignup, "signup_bonuses.csv", s.signup},
 	}
 	for _, c := range toDate {
 		if want := totals[c.program].GrantedToDateUSD; !c.sum.Equal(want) {
 			return &TieOutError{Program: c.program, File: c.file, Column: "granted_usd", CSV: c.sum, Database: want}
 		}
+	}
+	if want := payouts[payoutCash].GrantedAsOfUSD; !s.cash.Equal(want) {
+		return &TieOutError{File: "payouts.csv", Column: "amount_usd", CSV: s.cash, Database: want}
+	}
+	var byPayout decimal.Decimal
+	for _, p := range payouts {
+		byPayout = byPayout.Add(p.GrantedAsOfUSD)
+	}
+	var byProgram decimal.Decimal
+	for _, t := range totals {
+		byProgram = byProgram.Add(t.GrantedAsOfUSD)
+	}
+	if !byPayout.Equal(byProgram) {
+		return &TieOutError{File: "manifest.json", Column: "payout_totals.granted_as_of_usd", CSV: byPayout, Database: byProgram}
 	}
 	if anomalyRows != anomalyCount {
 		return &TieOutError{File: "anomalies.csv", Column: "rows",

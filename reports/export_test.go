@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // reportFiles are the objects of a set, in the order the manifest lists the CSVs.
 var reportFiles = []string{"grants.csv", "referrers.csv", "templates.csv",
-	"serverless_referrals.csv", "anomalies.csv", "manifest.json"}
+	"serverless_referrals.csv", "signup_bonuses.csv", "payouts.csv", "anomalies.csv", "manifest.json"}
 
 func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
@@ -44,6 +44,8 @@ type fixture struct {
 	referrers  []ReferrerRow
 	templates  []TemplateRow
 	serverless []ServerlessRow
+	signups    []SignupBonusRow
+	payouts    []PayoutRow
 	anomalies  []AnomalyRow
 }
 
@@ -67,6 +69,12 @@ func (f *fixture) Templates(_ context.Context, fn func(TemplateRow) error) error
 }
 func (f *fixture) ServerlessReferrals(_ context.Context, fn func(ServerlessRow) error) error {
 	return each(f.serverless, fn)
+}
+func (f *fixture) SignupBonuses(_ context.Context, fn func(SignupBonusRow) error) error {
+	return each(f.signups, fn)
+}
+func (f *fixture) Payouts(_ context.Context, fn func(PayoutRow) error) error {
+	return each(f.payouts, fn)
 }
 func (f *fixture) Anomalies(_ context.Context, fn func(AnomalyRow) error) error {
 	return each(f.anomalies, fn)
@@ -121,6 +129,12 @@ func newFixture() *fixture {
 			{ReferredUserID: newlineID, TermsID: "seed", ReferrerID: "-referrer", ServerlessSpendUSD: d("1000.000001"),
 				GrantedUSD: d("1000"), ReferrerGrantedUSD: d("500"), ReferredGrantedUSD: d("500"), Status: "granted"},
 		},
+		signups: []SignupBonusRow{
+			{ReferredUserID: newlineID, ReferrerID: "-referrer", TermsID: "runpod-2025-06", Role: "referrer", BeneficiaryID: "-referrer",
+				LoadsUSD: d("9.99"), Country: "DE", Kind: "fixed", AmountUSD: d("0"), GrantedUSD: d("0"), Payout: "credits", Status: "pending"},
+			{ReferredUserID: newlineID, ReferrerID: "-referrer", TermsID: "runpod-2025-06", Role: "referred", BeneficiaryID: newlineID,
+				LoadsUSD: d("9.99"), Kind: "draw", U: "0.5", DrawEntry: "0", AmountUSD: d("0"), GrantedUSD: d("0"), Payout: "credits", Status: "pending"},
+		},
 		anomalies: []AnomalyRow{
 			{UsageEventID: 9001, Reason: "nan_amount", UserID: "user-1", Product: "pod", AmountUSD: "NaN",
 				OccurredAt: ts("2026-02-03T10:00:00Z")},
@@ -146,6 +160,9 @@ func fixtureInfo() ManifestInfo {
 				GrantedAsOfUSD: d("18.14"), GrantedToDateUSD: d("18.14")},
 			"serverless_referral": {UsageRows: 10, UsageConsideredUSD: d("1000.000001"), EarnedUSD: d("1000"),
 				GrantedAsOfUSD: d("1000.00"), GrantedToDateUSD: d("1000.00")},
+		},
+		PayoutTotals: map[string]PayoutTotals{
+			"credits": {GrantsAsOf: 4, GrantedAsOfUSD: d("1058.14"), GrantedToDateUSD: d("1083.14")},
 		},
 		AnomalyCount: 3,
 	}
@@ -201,8 +218,8 @@ func checkGolden(t *testing.T, s Sink) {
 // finance analyst would with sha256sum.
 func checkManifest(t *testing.T, s Sink, man Manifest) {
 	t.Helper()
-	if len(man.Files) != 5 {
-		t.Fatalf("manifest lists %d files, want 5", len(man.Files))
+	if len(man.Files) != 7 {
+		t.Fatalf("manifest lists %d files, want 7", len(man.Files))
 	}
 	for i, f := range man.Files {
 		if want := "dt=2026-02-04/" + reportFiles[i]; f.Key != want {

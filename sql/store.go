@@ -924,6 +924,25 @@ func (s *Snapshot) GrantTotals(ctx context.Context, asOf time.Time) (map[reconci
 	return totals, nil
 }
 
+// PayoutTotals sums grants per payout (credits, cash) as of a cutoff; payouts without grants
+// are zero.
+func (s *Snapshot) PayoutTotals(ctx context.Context, asOf time.Time) (map[string]jobs.GrantTotal, error) {
+	var rows []struct {
+		Payout        string          `db:"payout"`
+		GrantsAsOf    int64           `db:"grants_as_of"`
+		GrantedAsOf   decimal.Decimal `db:"granted_as_of"`
+		GrantedToDate decimal.Decimal `db:"granted_to_date"`
+	}
+	if err := s.tx.SelectContext(ctx, &rows, query("grant_payout_totals"), asOf); err != nil {
+		return nil, fmt.Errorf("sum grants per payout as_of=%s: %w", asOf.Format(time.RFC3339), translate(err))
+	}
+	totals := map[string]jobs.GrantTotal{}
+	for _, r := range rows {
+		totals[r.Payout] = jobs.GrantTotal{GrantsAsOf: r.GrantsAsOf, GrantedAsOf: r.GrantedAsOf, GrantedToDate: r.GrantedToDate}
+	}
+	return totals, nil
+}
+
 // args are the arguments of the account queries: runs, cutoff, beneficiary, shard count and index.
 func (s *Snapshot) args(q jobs.Query) []any {
 	runs := q.Runs

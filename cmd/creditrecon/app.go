@@ -101,7 +101,7 @@ func exitCode(ctx context.Context, err error, stderr io.Writer) int {
 		return exitcode.OK
 	case errors.Is(err, flag.ErrHelp):
 		return exitcode.Usage
-	case errors.As(err, &ue), errors.As(err, &termsErr):
+	case errors.As(err, &ue), errors.As(err, &termsErr), errors.Is(err, jobs.ErrMissingSource):
 		fmt.Fprintf(stderr, "creditrecon: %v\n", err)
 		return exitcode.Usage
 	case errors.Is(err, jobs.ErrLocked):
