@@ -143,6 +143,8 @@ type ProgramSummary struct {
 	Grants      int64           `json:"grants"`
 	Amount      decimal.Decimal `json:"granted_usd"`
 	ClawbackDue decimal.Decimal `json:"clawback_due_usd"`
+	// Cash is the part of Amount paid in cash (SPEC 8.2); the rest is credits.
+	Cash decimal.Decimal `json:"cash_usd"`
 }
 
 // Summary adds up a run.
@@ -154,6 +156,7 @@ type Summary struct {
 	Anomalies  int64
 	Grants     int64
 	Amount     decimal.Decimal
+	Cash       decimal.Decimal // the part of Amount paid in cash
 	Programs   map[reconcile.Program]*ProgramSummary
 
 	// Phases of a run, for the summary log line and the benchmarks.
@@ -189,6 +192,10 @@ func (s *Summary) add(d reconcile.Decision, usageRows int64) {
 		p.Amount = p.Amount.Add(d.Owed)
 		s.Grants++
 		s.Amount = s.Amount.Add(d.Owed)
+		if d.Payout == reconcile.PayoutCash {
+			p.Cash = p.Cash.Add(d.Owed)
+			s.Cash = s.Cash.Add(d.Owed)
+		}
 	}
 }
 
@@ -333,12 +340,13 @@ func (r *Runner) logSummary(res *Result, d time.Duration) {
 	s := res.Plan.Summary
 	attrs := []any{"run_id", res.RunID, "as_of", s.AsOf, "shard", s.Shard.String(), "mode", s.Aggregates.Mode, "base_run_id", s.Aggregates.BaseRunID,
 		"delta_rows", s.Aggregates.DeltaRows, "usage_rows", s.UsageRows, "anomalies", s.Anomalies,
-		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "duration_ms", d.Milliseconds(),
+		"grants", s.Grants, "amount_usd", s.Amount.StringFixed(2), "credits_usd", s.Amount.Sub(s.Cash).StringFixed(2),
+		"cash_usd", s.Cash.StringFixed(2), "duration_ms", d.Milliseconds(),
 		"aggregate_ms", s.AggregateTime.Milliseconds(), "evaluate_ms", s.EvaluateTime.Milliseconds(),
 		"write_ms", s.WriteTime.Milliseconds(), "export_ms", s.ExportTime.Milliseconds(), "report_rows", s.ReportRows}
 	for _, p := range reconcile.Programs {
 		ps := s.Programs[p]
-		attrs = append(attrs, slog.Group(string(p), "grants", ps.Grants, "amount_usd", ps.Amount.StringFixed(2),
+		attrs = append(attrs, slog.Group(string(p), "grants", ps.Grants, "amount_usd", ps.Amount.StringFixed(2), "cash_usd", ps.Cash.StringFixed(2),
 			"eligible", ps.Eligible, "accounts", ps.Accounts, "clawback_due_usd", ps.ClawbackDue.StringFixed(2)))
 	}
 	r.Log.Info("run summary", attrs...)

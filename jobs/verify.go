@@ -26,6 +26,8 @@ type Auditor interface {
 	GrantedAccounts(ctx context.Context, asOf time.Time, fn func(GrantedAccount) error) error
 	// CommittedCutoffs lists the cutoffs that have a run which committed its grants.
 	CommittedCutoffs(ctx context.Context) ([]time.Time, error)
+	// DrawnGrants streams the signup bonus grants whose amount was drawn, in id order.
+	DrawnGrants(ctx context.Context, fn func(DrawnGrant) error) error
 }
 
 // Check is the outcome of one audit check.
@@ -163,6 +165,11 @@ func (r *Runner) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, 
 		return rep, err
 	}
 	rep.Checks = append(rep.Checks, owed)
+	draws, err := r.verifyDraws(ctx, a)
+	if err != nil {
+		return rep, err
+	}
+	rep.Checks = append(rep.Checks, draws)
 	manifests, err := r.verifyManifests(ctx, a, opts.AsOf)
 	if err != nil {
 		return rep, err

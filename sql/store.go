@@ -1060,6 +1060,29 @@ func (s *Store) GrantedAccounts(ctx context.Context, asOf time.Time, fn func(job
 	return tx.Commit()
 }
 
+// DrawnGrants streams the drawn signup bonus grants with their run's draw secret hash and terms.
+func (s *Store) DrawnGrants(ctx context.Context, fn func(jobs.DrawnGrant) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin audit: %w", err)
+	}
+	defer tx.Rollback()
+	err = streamArgs(ctx, tx, "list drawn bonuses", `SELECT g.id, g.terms_id, g.account_id, g.role, g.amount_usd, g.draw_u::text AS draw_u,
+		       g.draw_entry, g.run_id, coalesce(r.draw_secret_sha256, '') AS draw_secret_sha256, r.parameters, r.terms
+		  FROM credit_grants g JOIN recon_runs r ON r.id = g.run_id
+		 WHERE g.bonus_kind = 'draw' ORDER BY g.id`, nil, func(rows *sqlx.Rows) error {
+		var g jobs.DrawnGrant
+		if err := rows.StructScan(&g); err != nil {
+			return err
+		}
+		return fn(g)
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // CommittedCutoffs lists, in order, the cutoffs that have a run which committed its grants.
 func (s *Store) CommittedCutoffs(ctx context.Context) ([]time.Time, error) {
 	var out []time.Time

@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"migrate":  {"create or upgrade the job-owned tables (safe to run every time)", cmdMigrate},
 	"run":      {"reconcile as of a cutoff, write the grants owed, export the reports", cmdRun},
 	"accept":   {"record a referrer's acceptance into the Referral Program", cmdAccept},
+	"enroll":   {"move a referrer to a partner tier from a date (final)", cmdEnroll},
 	"generate": {"fill a test database with a synthetic population (benchmarks, demos)", cmdGenerate},
 	"explain":  {"show why a user got, or did not get, credits", cmdExplain},
 	"runs":     {"list the run ledger, newest first", cmdRuns},

@@ -281,9 +281,15 @@ func programFlags(s *settings, c *jobs.Config) *programSettings {
 	return ps
 }
 
-// load reads the terms file, if one is given, into the config: a usage error names the file,
-// line and key of each problem, or the program flags given beside it (one source of truth).
+// load reads the draw secret and the terms file, if one is given, into the config: a usage error
+// names the file, line and key of each problem, or the program flags given beside it (one source
+// of truth).
 func (ps *programSettings) load() error {
+	// The draw secret comes only from the environment (a Kubernetes Secret), raw: a flag would
+	// show it in the process list.
+	if v, ok := lookupEnv("CREDITRECON_DRAW_SECRET"); ok {
+		ps.cfg.DrawSecret = []byte(v)
+	}
 	if ps.termsFile == "" {
 		return nil
 	}

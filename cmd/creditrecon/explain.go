@@ -97,6 +97,26 @@ func printExplanation(w io.Writer, x *jobs.Explanation) {
 		}
 		tw.Flush()
 	}
+	for _, d := range x.Decisions {
+		if d.Bonus == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\nsignup bonus of %s's referral, %s (%s): country %s, %s", d.ReferredUser, d.Role, d.TermsID,
+			cmp.Or(d.Bonus.Country, "unknown"), d.Bonus.Kind)
+		if b := d.Bonus.Drawn; b != nil {
+			v, _ := x.Terms.SignupVersion(d.TermsID)
+			var table []string
+			for i, e := range v.Draw {
+				mark := ""
+				if i == b.Entry {
+					mark = " <"
+				}
+				table = append(table, fmt.Sprintf("%s x%d%s", e.USD.StringFixed(2), e.Weight, mark))
+			}
+			fmt.Fprintf(w, ": u = %s, entry %d of [%s] = %s USD", b.U, b.Entry, strings.Join(table, ", "), b.USD.StringFixed(2))
+		}
+		fmt.Fprintln(w)
+	}
 	if len(x.Referrals) > 0 {
 		fmt.Fprintf(w, "\nreferrals of %s before the cutoff (as referrer or referred user; at most %d):\n", x.BeneficiaryID, len(x.Referrals))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

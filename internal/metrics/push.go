@@ -77,7 +77,9 @@ func (p *Pusher) RunFinished(ctx context.Context, r jobs.RunReport) {
 		Help: "Grants written by the last run, per program."}, []string{"program"})
 	amount := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_granted_usd",
 		Help: "USD granted by the last run, per program (a float for dashboards; the ledger is exact)."}, []string{"program"})
-	reg.MustRegister(grants, amount)
+	cash := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_cash_usd",
+		Help: "USD of the last run's grants paid in cash (a partner tier's payout), per program; the rest is credits."}, []string{"program"})
+	reg.MustRegister(grants, amount, cash)
 	var clawback *prometheus.GaugeVec
 	if r.Err == nil {
 		clawback = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "creditrecon_last_run_clawback_due_usd",
@@ -86,12 +88,13 @@ func (p *Pusher) RunFinished(ctx context.Context, r jobs.RunReport) {
 	}
 	for _, prog := range reconcile.Programs {
 		var n int64
-		var usd, due float64
+		var usd, due, inCash float64
 		if ps := r.Summary.Programs[prog]; ps != nil {
-			n, usd, due = ps.Grants, ps.Amount.InexactFloat64(), ps.ClawbackDue.InexactFloat64()
+			n, usd, due, inCash = ps.Grants, ps.Amount.InexactFloat64(), ps.ClawbackDue.InexactFloat64(), ps.Cash.InexactFloat64()
 		}
 		grants.WithLabelValues(string(prog)).Set(float64(n))
 		amount.WithLabelValues(string(prog)).Set(usd)
+		cash.WithLabelValues(string(prog)).Set(inCash)
 		if clawback != nil {
 			clawback.WithLabelValues(string(prog)).Set(due)
 		}
