@@ -368,10 +368,16 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, terms
 	keys, programs, accounts, roles := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	beneficiaries, templates, referred := make([]string, n), make([]string, n), make([]string, n)
 	amounts, before, spend, earned := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	termsIDs := make([]string, n)
+	termsIDs, payouts, kinds, drawU, drawEntry := make([]string, n), make([]string, n), make([]string, n), make([]any, n), make([]any, n)
 	total := decimal.Zero
 	for i, g := range grants {
-		termsIDs[i] = g.TermsID
+		termsIDs[i], payouts[i] = g.TermsID, g.Payout
+		if g.Bonus != nil {
+			kinds[i] = g.Bonus.Kind
+			if g.Bonus.Drawn != nil {
+				drawU[i], drawEntry[i] = g.Bonus.Drawn.U.String(), int64(g.Bonus.Drawn.Entry)
+			}
+		}
 		keys[i], programs[i], accounts[i], roles[i] = g.IdempotencyKey, string(g.Program), g.AccountID, g.Role
 		beneficiaries[i], templates[i], referred[i] = g.BeneficiaryID, g.TemplateID, g.ReferredUser
 		amounts[i], before[i] = g.Amount.StringFixed(2), g.GrantedBefore.StringFixed(2)
@@ -380,7 +386,7 @@ func commitWithoutLock(ctx context.Context, db *sqlx.DB, insertSQL string, terms
 	}
 	res, err := tx.ExecContext(ctx, insertSQL, asOf, runID, pq.Array(keys), pq.Array(programs), pq.Array(accounts), pq.Array(roles),
 		pq.Array(beneficiaries), pq.Array(templates), pq.Array(referred), pq.Array(amounts), pq.Array(before), pq.Array(spend), pq.Array(earned),
-		pq.Array(termsIDs))
+		pq.Array(termsIDs), pq.Array(payouts), pq.Array(kinds), pq.GenericArray{A: drawU}, pq.GenericArray{A: drawEntry})
 	if err != nil {
 		var pqErr *pq.Error
 		if errors.As(err, &pqErr) && pqErr.Code == "23505" { // the chain trigger's refusal

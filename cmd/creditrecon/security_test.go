@@ -95,6 +95,8 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	one := openDB(t, dsn)
 	one.SetMaxOpenConns(1) // the fixture's temp table lives in a session
 	pgtest.Exec(t, one, fixtureSQL)
+	pgtest.Exec(t, one, `INSERT INTO credit_loads (id, user_id, amount_usd, loaded_at)
+		SELECT 1, referred_user_id, 20, referred_at + interval '1 day' FROM referrals WHERE referred_user_id = 'dave'`)
 
 	// The job's login cannot create the job-owned tables; the owner's can.
 	if code, _, stderr := runInProc(context.Background(), "migrate", "--database-url", jobURL); code != exitcode.Failed ||
@@ -278,12 +280,34 @@ func TestSecretsNeverLeak(t *testing.T) {
 	s3.SetEnv(t)
 	awsSecret := "AWSs3cr3t" + randomHex(12)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", awsSecret)
+	// The draw secret of the signup bonus, used: the terms draw for every recipient.
+	drawSecret := "DRAWs3cr3t-" + randomHex(16)
+	t.Setenv("CREDITRECON_DRAW_SECRET", drawSecret)
+	termsFile := filepath.Join(t.TempDir(), "terms.yaml")
+	seed, err := os.ReadFile("../../terms/seed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signup := `  signup_bonus:
+    - id: bonus
+      min_load_usd: "10.00"
+      fixed_usd: "5.00"
+      fixed_countries: []
+      unknown_country: draw
+      draw: [{usd: "5.00", weight: 3}, {usd: "10.00", weight: 1}]
+`
+	if err := os.WriteFile(termsFile, append(seed, signup...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CREDITRECON_TERMS", termsFile)
 	t.Setenv("DATABASE_URL", dbURL)
 	t.Setenv("REPORTS_URL", "s3://finance/creditrecon")
 	setPGSSLMode(t, "")
 	one := openDB(t, dsn)
 	one.SetMaxOpenConns(1)
 	pgtest.Exec(t, one, fixtureSQL)
+	pgtest.Exec(t, one, `INSERT INTO credit_loads (id, user_id, amount_usd, loaded_at)
+		SELECT 1, referred_user_id, 20, referred_at + interval '1 day' FROM referrals WHERE referred_user_id = 'dave'`)
 
 	type output struct{ name, stdout, stderr string }
 	var outputs []output
@@ -331,7 +355,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if len(signatures) < 6 {
 		t.Fatalf("reports printed %d presigned links, want one per file and the manifest:\n%s", len(signatures), links)
 	}
-	secrets := map[string]string{"the database password": password, "the AWS secret key": awsSecret}
+	if n := count(t, one, `SELECT count(*) FROM credit_grants WHERE bonus_kind = 'draw'`); n != 2 {
+		t.Errorf("%d drawn bonuses, want 2: the draw secret must be used for this test to mean anything", n)
+	}
+	secrets := map[string]string{"the database password": password, "the AWS secret key": awsSecret, "the draw secret": drawSecret}
 	for i, m := range signatures {
 		secrets[fmt.Sprintf("presigned signature %d", i)] = m[1]
 	}

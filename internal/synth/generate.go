@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -14,10 +15,12 @@ import (
 
 // Summary counts what a Generate or AppendDay call left in the source tables.
 type Summary struct {
-	// Rows in each source table after the call.
-	Users, Referrals, Templates, UsageRows int64
+	// Rows in each source table after the call (Loads: credit_loads).
+	Users, Referrals, Templates, UsageRows, Loads int64
 	// Added is the number of usage rows this call wrote, with ids FirstID..LastID.
 	Added, FirstID, LastID int64
+	// LoadsAdded is the number of credit_loads rows this call wrote.
+	LoadsAdded int64
 	// Among the rows this call wrote: ingested a day or more after they occurred, refunds
 	// (negative amounts) and NaN amounts.
 	Late, Refunds, NaNAmounts int64
@@ -29,7 +32,8 @@ type Summary struct {
 const chunkRows = 500_000
 
 // Generate fills the empty source tables (creating them if needed) with the population o
-// describes: users, referrals, templates and UsageRows usage rows with ids 1..UsageRows. All rows
+// describes: users (with a country), referrals, templates, credit loads (about 1.5 per
+// referral, ids from 1) and UsageRows usage rows with ids 1..UsageRows. All rows
 // are computed by PostgreSQL from hashes of (Seed, row number), so the same Options give the same
 // data whatever the parallelism. The indexes, keys and foreign keys of the source tables are
 // dropped for the bulk load and rebuilt after (which validates the foreign keys); the tables are
@@ -53,13 +57,13 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (_ Summary, err error
 		return Summary{}, err
 	}
 	if o.Truncate {
-		if _, err := db.ExecContext(ctx, `TRUNCATE usage_events, templates, referrals, users`); err != nil {
+		if _, err := db.ExecContext(ctx, `TRUNCATE usage_events, credit_loads, templates, referrals, users`); err != nil {
 			return Summary{}, fmt.Errorf("truncate source tables: %w", err)
 		}
 	} else {
 		var used bool
 		if err := db.GetContext(ctx, &used, `SELECT EXISTS (SELECT FROM users) OR EXISTS (SELECT FROM referrals)
-			OR EXISTS (SELECT FROM templates) OR EXISTS (SELECT FROM usage_events)`); err != nil {
+			OR EXISTS (SELECT FROM templates) OR EXISTS (SELECT FROM usage_events) OR EXISTS (SELECT FROM credit_loads)`); err != nil {
 			return Summary{}, fmt.Errorf("check source tables are empty: %w", err)
 		}
 		if used {
@@ -93,6 +97,10 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (_ Summary, err error
 			return Summary{}, fmt.Errorf("generate: make self-referrals: %w", err)
 		}
 	}
+	if _, err := db.ExecContext(ctx, p.loadsSQL()); err != nil {
+		return Summary{}, fmt.Errorf("generate: insert credit loads: %w", err)
+	}
+	logStep("insert credit loads")
 
 	first, last := int64(1), int64(o.UsageRows)
 	if err := insertUsage(ctx, db, p.usageSQL(nil), first, last, o.Parallel); err != nil {
@@ -101,7 +109,7 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (_ Summary, err error
 	logStep(fmt.Sprintf("insert %d usage rows", o.UsageRows))
 	// Vacuum before the index builds: it sets the hint bits and the visibility map once, so
 	// neither the builds nor the first queries write the whole table again.
-	for _, q := range []string{`VACUUM ANALYZE usage_events`, `ANALYZE users, referrals, templates`} {
+	for _, q := range []string{`VACUUM ANALYZE usage_events`, `ANALYZE users, referrals, templates, credit_loads`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return Summary{}, fmt.Errorf("generate: %s: %w", strings.ToLower(q), err)
 		}
@@ -112,7 +120,7 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (_ Summary, err error
 		return Summary{}, err
 	}
 	logStep("rebuild indexes and foreign keys")
-	s, err := summarize(ctx, db, first, last)
+	s, err := summarize(ctx, db, first, last, 1, math.MaxInt64)
 	logStep("count")
 	s.Elapsed = time.Since(began)
 	return s, err
@@ -121,8 +129,10 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (_ Summary, err error
 // AppendDay appends rows usage rows as one more day of ingestion, the nightly increment of the
 // benchmarks and incremental tests: ids continue after the current largest id; a lateShare of
 // the rows occurred during the 30 days before day (late rows, ingested during day), the others
-// occurred during the 24 hours from day and were ingested within minutes. o must be the Options
-// the population was generated with (Seed, Users, Templates and the rates are used).
+// occurred during the 24 hours from day and were ingested within minutes. It appends credit
+// loads the same way, one per 100 usage rows (rounded up), most of them by referred users, a
+// few of them refunds; their ids continue after the largest load id. o must be the Options the
+// population was generated with (Seed, Users, Templates and the rates are used).
 func AppendDay(ctx context.Context, db *sqlx.DB, o Options, day time.Time, rows int, lateShare float64) (Summary, error) {
 	began := time.Now()
 	o = o.withDefaults()
@@ -132,29 +142,38 @@ func AppendDay(ctx context.Context, db *sqlx.DB, o Options, day time.Time, rows 
 	if rows < 0 || lateShare < 0 || lateShare > 1 {
 		return Summary{}, fmt.Errorf("append day: rows %d and late share %v must be non-negative, the share at most 1", rows, lateShare)
 	}
-	var maxID int64
-	if err := db.GetContext(ctx, &maxID, `SELECT coalesce(max(id), 0) FROM usage_events`); err != nil {
-		return Summary{}, fmt.Errorf("append day: find the largest usage id: %w", err)
+	var maxID, maxLoad int64
+	if err := db.QueryRowxContext(ctx, `SELECT (SELECT coalesce(max(id), 0) FROM usage_events),
+		(SELECT coalesce(max(id), 0) FROM credit_loads)`).Scan(&maxID, &maxLoad); err != nil {
+		return Summary{}, fmt.Errorf("append day: find the largest usage and load ids: %w", err)
 	}
 	p := newPlan(o)
 	first, last := maxID+1, maxID+int64(rows)
+	loads := int64((rows + dayLoadRows - 1) / dayLoadRows)
+	loadFirst, loadLast := maxLoad+1, maxLoad+loads
 	if rows > 0 {
 		d := &dayMode{epoch: epoch(day), lateShare: lateShare}
 		if err := insertUsage(ctx, db, p.usageSQL(d), first, last, o.Parallel); err != nil {
 			return Summary{}, fmt.Errorf("append day: %w", err)
 		}
+		if _, err := db.ExecContext(ctx, p.dayLoadsSQL(d), loadFirst, loadLast); err != nil {
+			return Summary{}, fmt.Errorf("append day: insert credit loads %d..%d: %w", loadFirst, loadLast, err)
+		}
 	}
-	s, err := summarize(ctx, db, first, last)
+	s, err := summarize(ctx, db, first, last, loadFirst, loadLast)
 	s.Elapsed = time.Since(began)
 	return s, err
 }
 
-func summarize(ctx context.Context, db *sqlx.DB, first, last int64) (Summary, error) {
+// summarize counts the source tables, the usage rows with ids first..last and the loads with
+// ids loadFirst..loadLast.
+func summarize(ctx context.Context, db *sqlx.DB, first, last, loadFirst, loadLast int64) (Summary, error) {
 	var s Summary
 	err := db.QueryRowxContext(ctx, `SELECT
 		(SELECT count(*) FROM users), (SELECT count(*) FROM referrals),
-		(SELECT count(*) FROM templates), (SELECT count(*) FROM usage_events)`).
-		Scan(&s.Users, &s.Referrals, &s.Templates, &s.UsageRows)
+		(SELECT count(*) FROM templates), (SELECT count(*) FROM usage_events),
+		(SELECT count(*) FROM credit_loads), (SELECT count(*) FROM credit_loads WHERE id BETWEEN $1 AND $2)`, loadFirst, loadLast).
+		Scan(&s.Users, &s.Referrals, &s.Templates, &s.UsageRows, &s.Loads, &s.LoadsAdded)
 	if err != nil {
 		return s, fmt.Errorf("count source tables: %w", err)
 	}
@@ -233,7 +252,7 @@ func insertChunk(ctx context.Context, db *sqlx.DB, query string, lo, hi int64) e
 }
 
 // sourceTables are the tables Generate fills, in load order.
-var sourceTables = []string{"users", "templates", "referrals", "usage_events"}
+var sourceTables = []string{"users", "templates", "referrals", "credit_loads", "usage_events"}
 
 // savedIndex is an index or a constraint of a source table, dropped for the bulk load.
 type savedIndex struct{ drop, create string }
@@ -285,8 +304,8 @@ func dropIndexes(ctx context.Context, db *sqlx.DB) ([]savedIndex, error) {
 }
 
 // restoreIndexes recreates what dropIndexes dropped, in reverse order (keys before the foreign
-// keys that need them), and the primary key of usage_events if it is missing (as after an
-// interrupted Generate).
+// keys that need them), and the primary keys of usage_events and credit_loads if they are missing
+// (as after an interrupted Generate).
 func restoreIndexes(ctx context.Context, db *sqlx.DB, saved []savedIndex) error {
 	conn, err := db.Connx(ctx)
 	if err != nil {
@@ -297,22 +316,21 @@ func restoreIndexes(ctx context.Context, db *sqlx.DB, saved []savedIndex) error 
 		return fmt.Errorf("rebuild indexes: %w", err)
 	}
 	defer conn.ExecContext(context.Background(), `RESET maintenance_work_mem`)
-	var hasKey bool
-	if err := conn.GetContext(ctx, &hasKey, `SELECT EXISTS (SELECT FROM pg_constraint
-		WHERE conrelid = 'usage_events'::regclass AND contype = 'p')`); err != nil {
-		return fmt.Errorf("check usage_events primary key: %w", err)
-	}
 	for i := len(saved) - 1; i >= 0; i-- {
 		if _, err := conn.ExecContext(ctx, saved[i].create); err != nil {
 			return fmt.Errorf("rebuild index: %s: %w", saved[i].create, err)
 		}
-		if strings.HasPrefix(saved[i].create, "ALTER TABLE usage_events ") && strings.Contains(saved[i].create, " PRIMARY KEY ") {
-			hasKey = true
-		}
 	}
-	if !hasKey {
-		if _, err := conn.ExecContext(ctx, `ALTER TABLE usage_events ADD PRIMARY KEY (id)`); err != nil {
-			return fmt.Errorf("add usage_events primary key: %w", err)
+	for _, table := range []string{"usage_events", "credit_loads"} {
+		var hasKey bool
+		if err := conn.GetContext(ctx, &hasKey, `SELECT EXISTS (SELECT FROM pg_constraint
+			WHERE conrelid = $1::regclass AND contype = 'p')`, table); err != nil {
+			return fmt.Errorf("check %s primary key: %w", table, err)
+		}
+		if !hasKey {
+			if _, err := conn.ExecContext(ctx, `ALTER TABLE `+table+` ADD PRIMARY KEY (id)`); err != nil {
+				return fmt.Errorf("add %s primary key: %w", table, err)
+			}
 		}
 	}
 	return nil

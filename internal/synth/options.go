@@ -126,6 +126,50 @@ const (
 	storageTemplate = 0.01 // share of storage rows that carry a template id (earn nothing)
 	ownTemplate     = 0.05 // share of template rows run by the template's creator
 	nanShare        = 0.2  // share of anomalies that are NaN amounts
+
+	// users.country (SPEC 8.1): a European country, US, another country, null, and the rest
+	// (4%) odd values, half known once trimmed and upper-cased (' us '), half unknown ('ZZ').
+	europeShare  = 0.35
+	usShare      = 0.45
+	otherShare   = 0.08
+	nullCountry  = 0.08
+	messyCountry = 0.02
+
+	// credit_loads (SPEC 8.1), per referred user: a first load 0 to 10 days after the referral
+	// (loadExact of them at the referral's very instant), for moreLoads of those 1 to 3 more up to
+	// the end of the history, and a refund of (part of) the first load; a load before the
+	// referral. Per other user: one load. Per load: late ingestion.
+	loadShare       = 0.75
+	loadExact       = 0.02
+	moreLoads       = 1.0 / 3
+	loadRefund      = 0.04
+	loadBefore      = 0.07
+	unreferredLoads = 0.05
+	loadLate        = 0.03
+	// AppendDay writes a load per dayLoadRows usage rows, for a referred user dayLoadReferred of
+	// the time, a refund dayLoadRefund of the time.
+	dayLoadRows     = 100
+	dayLoadReferred = 0.8
+	dayLoadRefund   = 0.02
+)
+
+// The countries of users.country, by kind. A code is repeated to weigh it.
+var (
+	europeCountries = []string{"DE", "DE", "DE", "FR", "FR", "GB", "GB", "GB", "NL", "NL", "ES", "IT",
+		"PL", "SE", "IE", "CH", "NO", "AT", "BE", "PT", "DK", "FI"}
+	otherCountries = []string{"CA", "CA", "BR", "IN", "IN", "JP", "AU", "SG", "KR", "MX"}
+	// messyCountries are known countries once trimmed and upper-cased (SPEC 8.1).
+	messyCountries = []string{" us ", "us", "Us", "de", " DE", "fr ", "gb", "Nl"}
+	// unknownCountries are not ISO 3166-1 alpha-2 codes assigned to a country: user-assigned
+	// (ZZ, XX), reserved (EU, UK), three letters, digits, empty, blank.
+	unknownCountries = []string{"ZZ", "EU", "XX", "USA", "12", "", "UK", " "}
+)
+
+// loadAmounts are the amounts of a load (USD) and their cumulative probabilities: the first two
+// alone stay below a $10 minimum.
+var (
+	loadAmounts   = []string{"5.00", "9.99", "10.00", "25.00", "50.00", "100.00", "250.00"}
+	loadAmountCum = []float64{0.06, 0.10, 0.40, 0.68, 0.86, 0.98}
 )
 
 // plan is Options turned into the constants the SQL needs.
@@ -237,6 +281,30 @@ const (
 	sUserLabel
 	sTemplateLabel
 	sOlderReferrer
+	// Streams added later go last: the numbers of the others name their populations.
+	sCountry
+	sCountryPick
+	sLoad
+	sLoadDelay
+	sLoadAmount
+	sLoadMore
+	sLoadRefund
+	sLoadPartial
+	sLoadBefore
+	sLoadTime
+	sLoadOtherAmount
+	sLoadLate
+	sLoadLateDays
+	sLoadMinutes
+	sDayLoadWho
+	sDayLoadPick
+	sDayLoadUser
+	sDayLoadTime
+	sDayLoadLate
+	sDayLoadMinutes
+	sDayLoadAmount
+	sDayLoadRefund
+	sDayLoadOrder
 )
 
 // stream is the hash seed of one random stream: splitmix64 of (Seed, stream).

@@ -3,6 +3,7 @@ package synth
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -11,9 +12,166 @@ import (
 // subqueries with OFFSET 0 (an optimisation fence) compute each intermediate value once per row.
 
 func (p plan) usersSQL() string {
-	return fmt.Sprintf(`INSERT INTO users (id, created_at)
-SELECT %s, to_timestamp(%s) FROM generate_series(1, %d::int8) AS k`,
-		p.userID("k"), p.userCreated("k"), p.users)
+	return fmt.Sprintf(`INSERT INTO users (id, created_at, country)
+SELECT %s, to_timestamp(%s), %s FROM generate_series(1, %d::int8) AS k`,
+		p.userID("k"), p.userCreated("k"), p.country("k"), p.users)
+}
+
+// country is SQL for users.country of user number k: europeShare a European country, usShare
+// US, otherShare another country, nullCountry null, messyCountry a known country written
+// untidily (' us '), the rest a value SPEC 8.1 calls unknown ('ZZ', 'EU', 'USA', the empty string).
+func (p plan) country(k string) string {
+	c, pick := p.u(k, sCountry), p.u(k, sCountryPick)
+	bound := europeShare
+	when := func(list []string) string {
+		s := fmt.Sprintf("WHEN %s < %s THEN %s", c, flt(bound), pickFrom(list, pick))
+		return s
+	}
+	var b strings.Builder
+	b.WriteString("CASE ")
+	b.WriteString(when(europeCountries))
+	bound += usShare
+	fmt.Fprintf(&b, " WHEN %s < %s THEN 'US'", c, flt(bound))
+	bound += otherShare
+	b.WriteString(" " + when(otherCountries))
+	bound += nullCountry
+	fmt.Fprintf(&b, " WHEN %s < %s THEN NULL", c, flt(bound))
+	bound += messyCountry
+	b.WriteString(" " + when(messyCountries))
+	fmt.Fprintf(&b, " ELSE %s END", pickFrom(unknownCountries, pick))
+	return b.String()
+}
+
+// pickFrom is SQL for the element of list at the uniform draw uexpr.
+func pickFrom(list []string, uexpr string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	}
+	return fmt.Sprintf("(ARRAY[%s]::text[])[1 + floor((%s) * %d)::int]", strings.Join(q, ", "), uexpr, len(list))
+}
+
+// loadAmount is SQL for the amount of a load (numeric, 2 decimals) at the uniform draw uexpr.
+func loadAmount(uexpr string) string {
+	cum := make([]string, len(loadAmountCum))
+	for i, c := range loadAmountCum {
+		cum[i] = strconv.FormatFloat(c, 'g', -1, 64)
+	}
+	return fmt.Sprintf("(ARRAY[%s]::numeric[])[1 + width_bucket(%s, ARRAY[%s]::float8[])]",
+		strings.Join(loadAmounts, ", "), uexpr, strings.Join(cum, ", "))
+}
+
+// loadsSQL inserts the credit loads of the population (SPEC 8.1), from the users and the
+// referrals tables. Each user number k has slots j: 0 a load before referred_at (strictly, 10%
+// of them one second before), 1 the first load, 2..4 more loads, 5 a refund of the first load.
+// A referred user's first load comes 0 to 10 days after referred_at (early more often; a few at
+// referred_at exactly), more loads between it and the end of the history, the refund 1 hour to
+// 20 days after it; another user's one load anywhere in its lifetime within the history. Loads
+// after the history's end are not written. Ids follow ingestion.
+func (p plan) loadsSQL() string {
+	r := strings.NewReplacer(
+		"{U}", fmt.Sprint(p.users),
+		"{start}", flt(p.startEpoch), "{end}", flt(p.endEpoch),
+		"{userID}", p.userID("k"),
+		"{userCreated}", p.userCreated("k"),
+		"{referredK}", p.userLabel.invert("substr(referred_user_id, 6)::int8"),
+		"{ul}", p.u("k", sLoad), "{uf}", p.u("k", sLoadDelay), "{um}", p.u("k", sLoadMore),
+		"{ur}", p.u("k", sLoadRefund), "{ub}", p.u("k", sLoadBefore),
+		"{partial}", p.u("k", sLoadPartial),
+		"{a1}", loadAmount(p.u("k", sLoadAmount)),
+		"{aj}", loadAmount(p.u("kj", sLoadOtherAmount)),
+		"{ut}", p.u("kj", sLoadTime),
+		"{lt}", p.u("kj", sLoadLate), "{ld}", p.u("kj", sLoadLateDays), "{md}", p.u("kj", sLoadMinutes),
+		"{loadShare}", flt(loadShare), "{unreferred}", flt(unreferredLoads),
+		"{exact}", flt(loadExact), "{more}", flt(moreLoads), "{refund}", flt(loadRefund),
+		"{before}", flt(loadBefore), "{late}", flt(loadLate),
+	)
+	return r.Replace(`INSERT INTO credit_loads (id, user_id, amount_usd, loaded_at, ingested_at)
+SELECT row_number() OVER (ORDER BY ing, k, j), {userID}, amount, to_timestamp(la), to_timestamp(ing)
+FROM (
+	SELECT k, j, amount, la,
+		CASE WHEN {lt} < {late} THEN greatest(la + 30 + {md} * 870, least(la + 86400 * (1 + 13 * {ld}), {end}))
+			ELSE la + 30 + {md} * 870 END AS ing
+	FROM (
+		SELECT k, j, kj,
+			CASE j WHEN 0 THEN CASE WHEN {ut} < 0.1 THEN ra - 1 ELSE ra - (ra - uc) * (0.01 + 0.98 * {ut}) END
+				WHEN 1 THEN f
+				WHEN 5 THEN f + 3600 + 1724400 * {ut}
+				ELSE f + ({end} - f) * {ut} END AS la,
+			CASE j WHEN 1 THEN a1
+				WHEN 5 THEN -CASE WHEN {partial} < 0.25 THEN round(a1 * 0.5, 2) ELSE a1 END
+				ELSE {aj} END AS amount
+		FROM (
+			SELECT k, j, k * 8 + j AS kj, uc, ra, f, a1
+			FROM (
+				SELECT k, uc, ra, first, more, before, refund, {a1} AS a1,
+					CASE WHEN ra IS NULL THEN greatest(uc, {start}) + ({end} - greatest(uc, {start})) * {uf}
+						WHEN {uf} < {exact} THEN ra
+						ELSE ra + 864000 * power(({uf} - {exact}) / (1 - {exact}), 2) END AS f
+				FROM (
+					SELECT k, uc, ra,
+						{ul} < CASE WHEN ra IS NULL THEN {unreferred} ELSE {loadShare} END AS first,
+						CASE WHEN ra IS NOT NULL AND {um} < {more} THEN 1 + floor({um} / {more} * 3)::int ELSE 0 END AS more,
+						ra IS NOT NULL AND ra - uc >= 60 AND {ub} < {before} AS before,
+						ra IS NOT NULL AND {ur} < {refund} AS refund
+					FROM (SELECT k, {userCreated} AS uc FROM generate_series(1, {U}::int8) AS k OFFSET 0) u
+					LEFT JOIN (SELECT {referredK} AS k, extract(epoch FROM referred_at)::float8 AS ra FROM referrals) r USING (k)
+					OFFSET 0
+				) a OFFSET 0
+			) b
+			CROSS JOIN generate_series(0, 5) AS j
+			WHERE CASE j WHEN 0 THEN before
+				WHEN 1 THEN first AND f < {end}
+				WHEN 5 THEN first AND refund AND f < {end}
+				ELSE first AND f < {end} AND j - 1 <= more END
+			OFFSET 0
+		) c OFFSET 0
+	) d
+	WHERE la < {end}
+) e`)
+}
+
+// dayLoadsSQL inserts the loads with ids $1..$2 for one day of ingestion: each for a referred
+// user (dayLoadReferred of the time, drawn from the referrals in an order set by the seed) or
+// any user, a lateShare of them loaded during the 30 days before the day and ingested during it,
+// the others loaded during the day and ingested within minutes; dayLoadRefund of them refunds.
+// A user created after the load is replaced by one of the whales (old accounts).
+func (p plan) dayLoadsSQL(day *dayMode) string {
+	r := strings.NewReplacer(
+		"{U}", fmt.Sprint(p.users), "{W}", fmt.Sprint(p.whales),
+		"{seed}", fmt.Sprint(p.stream(sDayLoadOrder)),
+		"{day}", flt(day.epoch), "{lateShare}", flt(day.lateShare),
+		"{userID}", p.userID("k"),
+		"{k0Created}", p.userCreated("k0"),
+		"{referredK}", p.userLabel.invert("substr(referred_user_id, 6)::int8"),
+		"{who}", p.u("n", sDayLoadWho), "{referred}", flt(dayLoadReferred),
+		"{pick}", p.u("n", sDayLoadPick), "{any}", p.u("n", sDayLoadUser),
+		"{tm}", p.u("n", sDayLoadTime), "{lt}", p.u("n", sDayLoadLate), "{md}", p.u("n", sDayLoadMinutes),
+		"{amount}", loadAmount(p.u("n", sDayLoadAmount)),
+		"{rf}", p.u("n", sDayLoadRefund), "{refund}", flt(dayLoadRefund),
+	)
+	return r.Replace(`INSERT INTO credit_loads (id, user_id, amount_usd, loaded_at, ingested_at)
+SELECT n, {userID}, CASE WHEN {rf} < {refund} THEN -({amount}) ELSE {amount} END, to_timestamp(la),
+	to_timestamp(CASE WHEN late THEN greatest(la + 30 + md * 870, {day} + md * 86400) ELSE la + 30 + md * 870 END)
+FROM (
+	SELECT n, late, md, la, CASE WHEN {k0Created} > la THEN (k0 - 1) % {W} + 1 ELSE k0 END AS k
+	FROM (
+		SELECT n, late, md, la, coalesce(rk, 1 + floor({any} * {U})::int8) AS k0
+		FROM (
+			SELECT n, late, md, ri, CASE WHEN late THEN {day} - 2592000 + {tm} * 2592000 ELSE {day} + {tm} * 86400 END AS la
+			FROM (
+				SELECT n, {lt} < {lateShare} AS late, {md} AS md,
+					CASE WHEN {who} < {referred} THEN floor({pick} * (SELECT count(*) FROM referrals))::int8 END AS ri
+				FROM generate_series($1::int8, $2::int8) AS n
+				OFFSET 0
+			) a OFFSET 0
+		) b
+		LEFT JOIN (SELECT row_number() OVER (ORDER BY hashtextextended(referred_user_id, {seed}), referred_user_id) - 1 AS ri,
+				{referredK} AS rk
+			FROM referrals) r USING (ri)
+		OFFSET 0
+	) c OFFSET 0
+) d`)
 }
 
 func (p plan) templatesSQL() string {
