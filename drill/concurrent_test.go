@@ -196,6 +196,7 @@ func (w *world) concurrentNoLock(t *testing.T, tl *tally) {
 				tr.t.Fatal(err)
 			}
 			cfg.Terms = jobs.TermsSource{File: *flagTerms, Terms: t}
+			cfg.DrawSecret = []byte(drawSecret)
 		}
 		runner := &jobs.Runner{Store: st, Config: cfg, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 		// The writers record their terms as runs do: verify evaluates each grant under its run's.

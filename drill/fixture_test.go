@@ -282,6 +282,12 @@ func newTemplate(t *testing.T, rows int, seed uint64) *template {
 		SELECT referrer_id, 'drill', 'qualified referrer' FROM referrals GROUP BY referrer_id HAVING count(*) >= 25`); err != nil {
 		t.Fatalf("accept referrers: %v", err)
 	}
+	// The biggest referrers move to the drill terms' partner tier in October (the operators' step).
+	if _, err := db.Exec(`INSERT INTO partner_enrollments (referrer_id, tier, enrolled_from, enrolled_by)
+		SELECT referrer_id, 'affiliate', '2025-10-01', 'drill' FROM referrals GROUP BY referrer_id HAVING count(*) >= 25
+		ORDER BY count(*) DESC, referrer_id LIMIT 5`); err != nil {
+		t.Fatalf("enroll referrers: %v", err)
+	}
 	if _, err := db.Exec("ANALYZE"); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +297,7 @@ func newTemplate(t *testing.T, rows int, seed uint64) *template {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tpl.env = []string{"CREDITRECON_TERMS=" + path}
+		tpl.env = []string{"CREDITRECON_TERMS=" + path, "CREDITRECON_DRAW_SECRET=" + drawSecret}
 	}
 	return tpl
 }

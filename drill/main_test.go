@@ -22,6 +22,9 @@ var (
 		"program); empty: the built-in terms")
 )
 
+// drawSecret keys the signup bonus draws of every command the drill runs.
+const drawSecret = "drill-draw-secret-of-at-least-32-bytes"
+
 // trials is the number of trials of the scenarios other than SIGKILL.
 func otherTrials() int {
 	switch {

@@ -54,8 +54,8 @@ func cmdGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "users=%d referrals=%d templates=%d usage_rows=%d added=%d late=%d refunds=%d seconds=%.2f history_end=%s\n",
-		sum.Users, sum.Referrals, sum.Templates, sum.UsageRows, sum.Added, sum.Late, sum.Refunds, sum.Elapsed.Seconds(),
+	fmt.Fprintf(e.stdout, "users=%d referrals=%d templates=%d usage_rows=%d added=%d late=%d refunds=%d loads=%d loads_added=%d seconds=%.2f history_end=%s\n",
+		sum.Users, sum.Referrals, sum.Templates, sum.UsageRows, sum.Added, sum.Late, sum.Refunds, sum.Loads, sum.LoadsAdded, sum.Elapsed.Seconds(),
 		o.Start.AddDate(0, 0, o.Days).Format(time.DateOnly))
 	return nil
 }

@@ -97,7 +97,7 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (_ Summary, err error
 			return Summary{}, fmt.Errorf("generate: make self-referrals: %w", err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, p.loadsSQL()); err != nil {
+	if err := execStatement(ctx, db, p.loadsSQL()); err != nil {
 		return Summary{}, fmt.Errorf("generate: insert credit loads: %w", err)
 	}
 	logStep("insert credit loads")
@@ -156,7 +156,7 @@ func AppendDay(ctx context.Context, db *sqlx.DB, o Options, day time.Time, rows 
 		if err := insertUsage(ctx, db, p.usageSQL(d), first, last, o.Parallel); err != nil {
 			return Summary{}, fmt.Errorf("append day: %w", err)
 		}
-		if _, err := db.ExecContext(ctx, p.dayLoadsSQL(d), loadFirst, loadLast); err != nil {
+		if err := execStatement(ctx, db, p.dayLoadsSQL(d), loadFirst, loadLast); err != nil {
 			return Summary{}, fmt.Errorf("append day: insert credit loads %d..%d: %w", loadFirst, loadLast, err)
 		}
 	}
@@ -232,21 +232,30 @@ feed:
 }
 
 func insertChunk(ctx context.Context, db *sqlx.DB, query string, lo, hi int64) error {
+	if err := execStatement(ctx, db, query, lo, hi); err != nil {
+		return fmt.Errorf("insert usage rows %d..%d: %w", lo, hi, err)
+	}
+	return nil
+}
+
+// execStatement runs one generating statement in its own transaction, with the settings that
+// suit them.
+func execStatement(ctx context.Context, db *sqlx.DB, query string, args ...any) error {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("insert usage rows %d..%d: %w", lo, hi, err)
+		return err
 	}
 	defer tx.Rollback()
 	// A big work_mem keeps generate_series's tuplestore in memory; JIT compilation costs more
 	// than it saves on these expression-heavy but short statements.
 	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off`); err != nil {
-		return fmt.Errorf("insert usage rows %d..%d: set session: %w", lo, hi, err)
+		return fmt.Errorf("set session: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, query, lo, hi); err != nil {
-		return fmt.Errorf("insert usage rows %d..%d: %w", lo, hi, err)
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("insert usage rows %d..%d: commit: %w", lo, hi, err)
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }

@@ -4,7 +4,8 @@
 // Generate fills the tables inside PostgreSQL (INSERT ... SELECT over generate_series, on a few
 // connections at once): every value is a pure function of the seed and the row number, drawn by
 // hashing them with hashint8extended, so a seed gives the same rows whatever the parallelism.
-// AppendDay adds the next night's usage, late rows included, for incremental runs and benchmarks.
+// AppendDay adds the next night's usage and credit loads, late rows included, for incremental
+// runs and benchmarks.
 // DefaultOptions(DemoUsageRows) is the README demo's size; DefaultOptions(10_000_000) the
 // reference population of the performance notes.
 package synth
@@ -17,7 +18,9 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// SourceSchema is the DDL of the source tables (users, referrals, templates, usage_events).
+// SourceSchema is the DDL of the source tables (users, referrals, templates, usage_events) and
+// of the optional billing sources of SPEC 8.1 (users.country, credit_loads). It is idempotent,
+// and adds users.country to a users table created without it.
 //
 //go:embed schema.sql
 var SourceSchema string

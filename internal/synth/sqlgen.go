@@ -24,8 +24,7 @@ func (p plan) country(k string) string {
 	c, pick := p.u(k, sCountry), p.u(k, sCountryPick)
 	bound := europeShare
 	when := func(list []string) string {
-		s := fmt.Sprintf("WHEN %s < %s THEN %s", c, flt(bound), pickFrom(list, pick))
-		return s
+		return fmt.Sprintf("WHEN %s < %s THEN %s", c, flt(bound), pickFrom(list, pick))
 	}
 	var b strings.Builder
 	b.WriteString("CASE ")

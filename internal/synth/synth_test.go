@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ func digests(t *testing.T, db *sqlx.DB) map[string]string {
 	out := map[string]string{}
 	for table, key := range map[string]string{
 		"users": "id", "referrals": "referred_user_id", "templates": "id", "usage_events": "id",
+		"credit_loads": "id",
 	} {
 		// Epochs, not timestamptz text, so the session time zone cannot matter.
 		out[table] = get[string](t, db, `SELECT md5(string_agg(row_to_json(x)::text, E'\n' ORDER BY x.`+key+`))
@@ -93,6 +95,12 @@ func TestGenerateRefusesNonEmptyTables(t *testing.T) {
 	// The bulk load drops and rebuilds the key and any other index.
 	if n := get[int](t, db, `SELECT count(*) FROM pg_indexes WHERE tablename = 'usage_events'`); n != 1 {
 		t.Errorf("usage_events indexes: %d, want 1 (the primary key)", n)
+	}
+	if names := get[string](t, db, `SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'credit_loads'`); names != "credit_loads_pkey,credit_loads_user_loaded_idx" {
+		t.Errorf("credit_loads indexes: %s", names)
+	}
+	if after := digests(t, db); after["credit_loads"] != before["credit_loads"] || after["users"] != before["users"] {
+		t.Error("regenerating after truncate gave other loads or countries")
 	}
 }
 
@@ -330,12 +338,34 @@ func TestAppendDay(t *testing.T) {
 	if s.Late == 0 || s.Late > int64(a.Late) {
 		t.Errorf("summary late rows %d, rows of older days %d", s.Late, a.Late)
 	}
+	// A load per 100 usage rows, loaded that day or (late) during the 30 days before and
+	// ingested that day, by known users that existed then, most of them referred.
+	if s.LoadsAdded != 20 || s.Loads != s0.Loads+20 {
+		t.Fatalf("loads in the summary: %+v (generated: %d)", s, s0.Loads)
+	}
+	var l struct{ All, Today, Late, Other, Unknown, Unborn, Referred, Dense int }
+	if err := db.Get(&l, `SELECT count(*) AS all,
+			count(*) FILTER (WHERE loaded_at >= $1 AND loaded_at < $2 AND ingested_at > loaded_at
+				AND ingested_at <= loaded_at + interval '15 minutes') AS today,
+			count(*) FILTER (WHERE loaded_at < $1 AND loaded_at >= $3 AND ingested_at >= $1 AND ingested_at < $2) AS late,
+			count(*) FILTER (WHERE loaded_at < $3 OR loaded_at >= $2) AS other,
+			count(*) FILTER (WHERE u.id IS NULL) AS unknown,
+			count(*) FILTER (WHERE l.loaded_at < u.created_at) AS unborn,
+			count(*) FILTER (WHERE EXISTS (SELECT FROM referrals r WHERE r.referred_user_id = l.user_id)) AS referred,
+			count(DISTINCT l.id) FILTER (WHERE l.id BETWEEN $4 + 1 AND $4 + 20) AS dense
+		FROM credit_loads l LEFT JOIN users u ON u.id = l.user_id WHERE l.id > $4`,
+		day, day.AddDate(0, 0, 1), day.AddDate(0, 0, -30), s0.Loads); err != nil {
+		t.Fatal(err)
+	}
+	if l.All != 20 || l.Dense != 20 || l.Today+l.Late != 20 || l.Other != 0 || l.Unknown != 0 || l.Unborn != 0 || l.Referred < 10 {
+		t.Errorf("appended loads: %+v", l)
+	}
 	// The same append on the same data gives the same rows.
 	db2, _ := generate(t, o)
 	if _, err := synth.AppendDay(context.Background(), db2, o, day, 2000, 0.1); err != nil {
 		t.Fatal(err)
 	}
-	if d1, d2 := digests(t, db), digests(t, db2); d1["usage_events"] != d2["usage_events"] {
+	if d1, d2 := digests(t, db), digests(t, db2); d1["usage_events"] != d2["usage_events"] || d1["credit_loads"] != d2["credit_loads"] {
 		t.Error("the same append gave other rows")
 	}
 	// The next day continues the ids.
@@ -343,8 +373,203 @@ func TestAppendDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2.FirstID != s.LastID+1 || s2.Late != 0 {
+	if s2.FirstID != s.LastID+1 || s2.Late != 0 || s2.LoadsAdded != 1 || s2.Loads != s.Loads+1 {
 		t.Errorf("second append: %+v", s2)
+	}
+	if n := get[int](t, db, `SELECT count(*) FROM credit_loads WHERE id = $1 AND loaded_at >= $2 AND loaded_at < $3`,
+		s2.Loads, day.AddDate(0, 0, 1), day.AddDate(0, 0, 2)); n != 1 {
+		t.Errorf("the second append's load is not the next id, loaded that day")
+	}
+	// Late loads do come: a bigger day with half of them late.
+	s3, err := synth.AppendDay(context.Background(), db, o, day.AddDate(0, 0, 2), 10_000, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := get[int](t, db, `SELECT count(*) FROM credit_loads WHERE id > $1 AND loaded_at < $2 AND ingested_at >= $2`, s2.Loads, day.AddDate(0, 0, 2))
+	refunds := get[int](t, db, `SELECT count(*) FROM credit_loads WHERE id > $1 AND amount_usd < 0`, s2.Loads)
+	if s3.LoadsAdded != 100 || late < 30 || late > 70 || refunds > 10 {
+		t.Errorf("third append: %d loads, %d late, %d refunds", s3.LoadsAdded, late, refunds)
+	}
+}
+
+// knownCountries are the codes the generator writes that are ISO 3166-1 alpha-2 countries.
+const knownCountries = `'DE','FR','GB','NL','ES','IT','PL','SE','IE','CH','NO','AT','BE','PT','DK','FI',
+	'US','CA','BR','IN','JP','AU','SG','KR','MX'`
+
+// countryShares are the shares of users.country by kind (SPEC 8.1: compared trimmed and
+// upper-cased; unknown when not a country code).
+type countryShares struct {
+	Europe, US, Other, Null, Messy, Unknown float64
+	// Values are the distinct odd values (messy or unknown), comma-separated.
+	Values string
+}
+
+func measureCountries(t *testing.T, db *sqlx.DB) countryShares {
+	t.Helper()
+	var c countryShares
+	if err := db.Get(&c, `SELECT
+			count(*) FILTER (WHERE country IN ('DE','FR','GB','NL','ES','IT','PL','SE','IE','CH','NO','AT','BE','PT','DK','FI'))::float8 / count(*) AS europe,
+			count(*) FILTER (WHERE country = 'US')::float8 / count(*) AS us,
+			count(*) FILTER (WHERE country IN ('CA','BR','IN','JP','AU','SG','KR','MX'))::float8 / count(*) AS other,
+			count(*) FILTER (WHERE country IS NULL)::float8 / count(*) AS null,
+			count(*) FILTER (WHERE country <> upper(btrim(country)) AND upper(btrim(country)) IN (`+knownCountries+`))::float8 / count(*) AS messy,
+			count(*) FILTER (WHERE upper(btrim(country)) NOT IN (`+knownCountries+`))::float8 / count(*) AS unknown,
+			(SELECT string_agg(quote_literal(v), ',' ORDER BY v) FROM (SELECT DISTINCT country AS v FROM users
+				WHERE country <> upper(btrim(country)) OR upper(btrim(country)) NOT IN (`+knownCountries+`)) x) AS values
+		FROM users`); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// loadShares describe credit_loads.
+type loadShares struct {
+	Loads, Referrals, PerReferral float64
+	// Of the referrals made 10 days or more before the end: with a load within 10 days.
+	FirstWithin10Days float64
+	// Of those: with another (positive) load after referred_at, and the ones loaded at
+	// referred_at exactly (a count).
+	MoreLoads  float64
+	AtReferral int
+	// Of the loads of referred users: dated before referred_at (and a count of those one second
+	// before).
+	BeforeReferral float64
+	SecondBefore   int
+	// Of all loads: refunds, ingested a day or more late, by users never referred, of 5.00 or
+	// 9.99 USD.
+	Refunds, Late, Unreferred, BelowTen float64
+	// Counts of things that must not be: loads of unknown users, before the user existed, at or
+	// after the end of the history, refunds before any positive load of their user, amounts not
+	// of 2 decimals, ingested before loaded.
+	UnknownUser, Unborn, AfterEnd, LoneRefund, BadScale, EarlyIngest int
+}
+
+func measureLoads(t *testing.T, db *sqlx.DB, end time.Time) loadShares {
+	t.Helper()
+	var l loadShares
+	if err := db.Get(&l, `WITH l AS (
+			SELECT l.*, r.referred_at, u.id AS known, u.created_at
+			FROM credit_loads l LEFT JOIN referrals r ON r.referred_user_id = l.user_id LEFT JOIN users u ON u.id = l.user_id
+		), r AS (
+			SELECT r.referred_user_id, r.referred_at,
+				EXISTS (SELECT FROM credit_loads l WHERE l.user_id = r.referred_user_id AND l.amount_usd > 0
+					AND l.loaded_at >= r.referred_at AND l.loaded_at <= r.referred_at + interval '10 days') AS first,
+				(SELECT count(*) FROM credit_loads l WHERE l.user_id = r.referred_user_id AND l.amount_usd > 0
+					AND l.loaded_at >= r.referred_at) AS positive,
+				EXISTS (SELECT FROM credit_loads l WHERE l.user_id = r.referred_user_id AND l.loaded_at = r.referred_at) AS exact
+			FROM referrals r WHERE r.referred_at < $1::timestamptz - interval '10 days'
+		)
+		SELECT (SELECT count(*) FROM l) AS loads, (SELECT count(*) FROM referrals) AS referrals,
+			(SELECT count(*) FROM l)::float8 / (SELECT count(*) FROM referrals) AS perreferral,
+			(SELECT avg(first::int) FROM r) AS firstwithin10days,
+			(SELECT avg((positive >= 2)::int) FROM r WHERE first) AS moreloads,
+			(SELECT count(*) FILTER (WHERE exact) FROM r) AS atreferral,
+			(SELECT avg((loaded_at < referred_at)::int) FROM l WHERE referred_at IS NOT NULL) AS beforereferral,
+			(SELECT count(*) FROM l WHERE loaded_at = referred_at - interval '1 second') AS secondbefore,
+			(SELECT avg((amount_usd < 0)::int) FROM l) AS refunds,
+			(SELECT avg((ingested_at >= loaded_at + interval '1 day')::int) FROM l) AS late,
+			(SELECT avg((referred_at IS NULL)::int) FROM l) AS unreferred,
+			(SELECT avg((amount_usd IN (5.00, 9.99))::int) FROM l) AS belowten,
+			(SELECT count(*) FROM l WHERE known IS NULL) AS unknownuser,
+			(SELECT count(*) FROM l WHERE loaded_at < created_at) AS unborn,
+			(SELECT count(*) FROM l WHERE loaded_at >= $1) AS afterend,
+			(SELECT count(*) FROM l WHERE amount_usd < 0 AND NOT EXISTS (SELECT FROM credit_loads p
+				WHERE p.user_id = l.user_id AND p.amount_usd >= -l.amount_usd AND p.loaded_at < l.loaded_at)) AS lonerefund,
+			(SELECT count(*) FROM l WHERE scale(amount_usd) <> 2) AS badscale,
+			(SELECT count(*) FROM l WHERE ingested_at < loaded_at) AS earlyingest`, end); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestCountriesAndLoads: users.country and credit_loads (SPEC 8.1) have the shares of issue 12,
+// odd values and edge cases included, and nothing that cannot be.
+func TestCountriesAndLoads(t *testing.T) {
+	o := synth.Options{Seed: 11, UsageRows: 20_000, Users: 20_000, Templates: 200}
+	db, s := generate(t, o)
+	end := synth.DefaultStart.AddDate(0, 0, 365)
+
+	c := measureCountries(t, db)
+	t.Logf("countries: %+v", c)
+	for _, b := range []struct {
+		what      string
+		got, want float64
+	}{
+		{"european", c.Europe, 0.35}, {"US", c.US, 0.45}, {"other", c.Other, 0.08},
+		{"null", c.Null, 0.08}, {"messy but known", c.Messy, 0.02}, {"unknown", c.Unknown, 0.02},
+	} {
+		if b.got < b.want*0.85 || b.got > b.want*1.15 {
+			t.Errorf("%s country share %.4f, want about %.2f", b.what, b.got, b.want)
+		}
+	}
+	for _, v := range []string{`' us '`, `'de'`, `''`, `' '`, `'12'`, `'EU'`, `'USA'`, `'XX'`, `'ZZ'`} {
+		if !strings.Contains(","+c.Values+",", ","+v+",") {
+			t.Errorf("no country %s among the odd values %s", v, c.Values)
+		}
+	}
+
+	l := measureLoads(t, db, end)
+	t.Logf("loads: %+v", l)
+	if s.Loads != int64(l.Loads) || s.LoadsAdded != s.Loads {
+		t.Errorf("summary loads %d (added %d), table %v", s.Loads, s.LoadsAdded, l.Loads)
+	}
+	if l.PerReferral < 1.3 || l.PerReferral > 1.8 {
+		t.Errorf("%.2f loads per referral, want about 1.5", l.PerReferral)
+	}
+	if l.Loads*10 > float64(s.UsageRows) && s.UsageRows > 100_000 {
+		t.Errorf("loads are not far fewer than usage rows")
+	}
+	for _, b := range []struct {
+		what     string
+		got      float64
+		min, max float64
+	}{
+		{"referrals with a first load within 10 days", l.FirstWithin10Days, 0.71, 0.79},
+		{"loaders with more loads", l.MoreLoads, 0.29, 0.38},
+		{"loads of referred users before referred_at", l.BeforeReferral, 0.035, 0.065},
+		{"refunds", l.Refunds, 0.013, 0.027},
+		{"late loads", l.Late, 0.022, 0.038},
+		{"loads of users never referred", l.Unreferred, 0.07, 0.2},
+		{"loads of 5.00 or 9.99", l.BelowTen, 0.07, 0.13},
+	} {
+		if b.got < b.min || b.got > b.max {
+			t.Errorf("share of %s: %.4f, want %v to %v", b.what, b.got, b.min, b.max)
+		}
+	}
+	if l.AtReferral == 0 || l.SecondBefore == 0 {
+		t.Errorf("no load at referred_at exactly, or one second before: %+v", l)
+	}
+	if l.UnknownUser != 0 || l.Unborn != 0 || l.AfterEnd != 0 || l.LoneRefund != 0 || l.BadScale != 0 || l.EarlyIngest != 0 {
+		t.Errorf("impossible loads: %+v", l)
+	}
+	if n := get[int64](t, db, `SELECT count(DISTINCT id) FROM credit_loads WHERE id BETWEEN 1 AND $1`, s.Loads); n != s.Loads {
+		t.Errorf("load ids not dense from 1: %d distinct of %d", n, s.Loads)
+	}
+
+	// A non-empty credit_loads alone makes Generate refuse, as the other tables do.
+	db2, _ := pgtest.Open(t)
+	pgtest.Exec(t, db2, `INSERT INTO credit_loads VALUES (1, 'someone', 10, now(), now())`)
+	if _, err := synth.Generate(context.Background(), db2, o); err == nil {
+		t.Error("Generate wrote into a non-empty credit_loads")
+	}
+}
+
+// TestSourceSchemaUpgrade: the DDL adds users.country and credit_loads to tables created before.
+func TestSourceSchemaUpgrade(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	pgtest.Exec(t, db, `DROP TABLE credit_loads; ALTER TABLE users DROP COLUMN country`)
+	pgtest.Exec(t, db, `INSERT INTO users VALUES ('old', '2025-01-01')`)
+	if err := synth.CreateSourceTables(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	if n := get[int](t, db, `SELECT count(*) FROM users WHERE id = 'old' AND country IS NULL`); n != 1 {
+		t.Error("users.country not added")
+	}
+	if n := get[int](t, db, `SELECT count(*) FROM credit_loads`); n != 0 {
+		t.Error("credit_loads not created")
+	}
+	if err := synth.CreateSourceTables(context.Background(), db); err != nil {
+		t.Errorf("the DDL is not idempotent: %v", err)
 	}
 }
 
