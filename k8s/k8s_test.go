@@ -83,6 +83,18 @@ const (
 // (checker.terms requires both to be so).
 var planningCommands = []string{"run", "backfill", "export", "explain", "simulate", "verify", "serve"}
 
+// The draw secret (SPEC 8.1): the key of the signup bonus draws, the raw value of drawSecretEnv.
+// Every container that runs a planning command gets it from Secret drawSecretName, key
+// drawSecretKey, by a secretKeyRef that is not optional (a missing Secret stops the container
+// from starting instead of letting it plan without the key), and from nowhere else: never a
+// literal value, a ConfigMap or an arg. `migrate` does not draw, and gets no part of it.
+// checker.drawSecret and checker.configMapHoldsNoDrawSecret enforce it.
+const (
+	drawSecretEnv  = "CREDITRECON_DRAW_SECRET"
+	drawSecretName = "creditrecon-draw"
+	drawSecretKey  = "secret"
+)
+
 // programFlags are the program flags of SPEC 2.4 (cmd/creditrecon/config.go, programFlags;
 // TestProgramFlagsMatchTheBinary compares them). Given next to a terms file, as a flag or as its
 // variable (programFlagEnv), they make every planning command exit 2: the file is the one source
@@ -411,6 +423,20 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		`Job/creditrecon-terms-and-flags: container creditrecon: flag --referral-rate=0.03, env CREDITRECON_PROGRAMS, env CREDITRECON_TEMPLATE_RATE from ConfigMap creditrecon-program-flags next to the terms file`,
 		`Job/creditrecon-terms-and-flags: container creditrecon: flag --terms: name the terms file only by CREDITRECON_TERMS`,
 		`ConfigMap/creditrecon-program-flags: CREDITRECON_TEMPLATE_RATE is a program parameter, and the pods run with the terms file (CREDITRECON_TERMS): creditrecon would exit 2`,
+		// the draw secret
+		`Job/creditrecon-draw-literal: container creditrecon: CREDITRECON_DRAW_SECRET has a literal value: the secret would be in the repository`,
+		`Job/creditrecon-draw-from-configmap: container creditrecon: CREDITRECON_DRAW_SECRET is from ConfigMap creditrecon-draw-settings key CREDITRECON_DRAW_SECRET: a ConfigMap is not secret; want valueFrom.secretKeyRef creditrecon-draw/secret (not optional)`,
+		`Job/creditrecon-draw-from-configmap: container creditrecon: CREDITRECON_DRAW_SECRET from ConfigMap creditrecon-draw-settings (envFrom, key CREDITRECON_DRAW_SECRET): a ConfigMap is not secret`,
+		`Job/creditrecon-draw-from-configmap: container creditrecon: CREDITRECON_DRAW_SECRET from ConfigMap creditrecon-draw-settings (envFrom, key DRAW_SECRET): a ConfigMap is not secret`,
+		`ConfigMap/creditrecon-draw-settings: CREDITRECON_DRAW_SECRET belongs in Secret creditrecon-draw (key secret), not in a ConfigMap`,
+		`Job/creditrecon-draw-missing: container creditrecon: no CREDITRECON_DRAW_SECRET: ` + "`creditrecon run`" + ` would exit 2 as soon as the terms draw a signup bonus (terms/runpod-2025.yaml); want valueFrom.secretKeyRef creditrecon-draw/secret (not optional)`,
+		`Job/creditrecon-draw-in-migrate: container migrate: CREDITRECON_DRAW_SECRET is set, but ` + "`creditrecon migrate`" + ` does not draw: only the containers that plan (run, backfill, export, explain, simulate, verify, serve) get the draw secret (least privilege)`,
+		`Job/creditrecon-draw-in-migrate: container migrate: mounts Secret creditrecon-draw at /etc/creditrecon/draw, but ` + "`creditrecon migrate`" + ` does not draw (least privilege)`,
+		`Job/creditrecon-draw-in-args: container creditrecon: args expand $(CREDITRECON_DRAW_SECRET): the secret would be in the command line`,
+		`Job/creditrecon-draw-in-args: container creditrecon: flag --draw-secret=$(CREDITRECON_DRAW_SECRET): the draw secret is never an arg`,
+		`Job/creditrecon-draw-optional: container creditrecon: CREDITRECON_DRAW_SECRET is set 2 times in env`,
+		`Job/creditrecon-draw-optional: container creditrecon: CREDITRECON_DRAW_SECRET is optional: without Secret creditrecon-draw the container would start`,
+		`Job/creditrecon-draw-optional: container creditrecon: CREDITRECON_DRAW_SECRET is from Secret creditrecon-db key database-url; want valueFrom.secretKeyRef creditrecon-draw/secret (not optional)`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems do not report %q; got:\n%s", want, all)
@@ -806,6 +832,224 @@ func TestTermsPerContainer(t *testing.T) {
 	}
 }
 
+// TestDrawSecretPerContainer takes the nightly CronJob and the ConfigMaps as overlays/production
+// renders them, changes how each container gets the draw secret in each way a patch could, and
+// requires each break to be reported for the container that has it, without ever printing the
+// value; equivalent layouts pass, and as shipped nothing is reported.
+func TestDrawSecretPerContainer(t *testing.T) {
+	var nightly, config, termsCM object
+	for _, o := range renderObjects(t, "overlays/production") {
+		switch o.id() {
+		case "CronJob/" + nightlyCronJob:
+			nightly = o
+		case "ConfigMap/" + configMapName:
+			config = o
+		case "ConfigMap/" + termsConfigMap:
+			termsCM = o
+		}
+	}
+	if nightly.value == nil || config.value == nil || termsCM.value == nil {
+		t.Fatalf("overlays/production renders no CronJob/%s, ConfigMap/%s or ConfigMap/%s", nightlyCronJob, configMapName, termsConfigMap)
+	}
+	const literal = "a-literal-draw-secret-of-more-than-32-bytes" // must never appear in a problem
+	type pod struct {
+		spec          *corev1.PodSpec
+		run, migrate  *corev1.Container
+		env           *corev1.EnvVar    // the run's CREDITRECON_DRAW_SECRET
+		configMapData map[string]string // creditrecon-config's
+	}
+	secretRef := func(name, key string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}}
+	}
+	type drawCase struct {
+		name  string
+		patch func(p pod)
+		want  []string // draw secret problems that must be reported; none for none at all
+	}
+	tests := []drawCase{
+		{name: "as shipped"},
+		{
+			name:  "not optional, said so",
+			patch: func(p pod) { p.env.ValueFrom.SecretKeyRef.Optional = new(bool) },
+		},
+		{
+			name:  "missing in the run",
+			patch: func(p pod) { p.env.Name = "CREDITRECON_DRAW_KEY" },
+			want:  []string{"CronJob/creditrecon-nightly: container creditrecon: no CREDITRECON_DRAW_SECRET: `creditrecon run` would exit 2"},
+		},
+		{
+			name:  "a literal value",
+			patch: func(p pod) { p.env.Value, p.env.ValueFrom = literal, nil },
+			want:  []string{"container creditrecon: CREDITRECON_DRAW_SECRET has a literal value"},
+		},
+		{
+			name:  "an empty value",
+			patch: func(p pod) { p.env.ValueFrom = nil },
+			want:  []string{"container creditrecon: CREDITRECON_DRAW_SECRET is empty; want valueFrom.secretKeyRef creditrecon-draw/secret (not optional)"},
+		},
+		{
+			name: "from a ConfigMap's key",
+			patch: func(p pod) {
+				p.env.ValueFrom = &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: drawSecretName}, Key: drawSecretKey}}
+			},
+			want: []string{"container creditrecon: CREDITRECON_DRAW_SECRET is from ConfigMap creditrecon-draw key secret: a ConfigMap is not secret"},
+		},
+		{
+			name: "from a field",
+			patch: func(p pod) {
+				p.env.ValueFrom = &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.uid"}}
+			},
+			want: []string{"container creditrecon: CREDITRECON_DRAW_SECRET is not from a Secret"},
+		},
+		{
+			name:  "from the database's Secret",
+			patch: func(p pod) { p.env.ValueFrom = secretRef(dbSecretName, dbSecretKey) },
+			want:  []string{"container creditrecon: CREDITRECON_DRAW_SECRET is from Secret creditrecon-db key database-url; want valueFrom.secretKeyRef creditrecon-draw/secret"},
+		},
+		{
+			name:  "another key of the Secret",
+			patch: func(p pod) { p.env.ValueFrom.SecretKeyRef.Key = "draw-secret" },
+			want:  []string{"container creditrecon: CREDITRECON_DRAW_SECRET is from Secret creditrecon-draw key draw-secret"},
+		},
+		{
+			name: "optional",
+			patch: func(p pod) {
+				optional := true
+				p.env.ValueFrom.SecretKeyRef.Optional = &optional
+			},
+			want: []string{"container creditrecon: CREDITRECON_DRAW_SECRET is optional: without Secret creditrecon-draw the container would start"},
+		},
+		{
+			name:  "set twice",
+			patch: func(p pod) { p.run.Env = append(p.run.Env, *p.env) },
+			want:  []string{"container creditrecon: CREDITRECON_DRAW_SECRET is set 2 times in env"},
+		},
+		{
+			name:  "in creditrecon-config",
+			patch: func(p pod) { p.configMapData[drawSecretEnv] = literal },
+			want: []string{
+				"ConfigMap/creditrecon-config: CREDITRECON_DRAW_SECRET belongs in Secret creditrecon-draw (key secret), not in a ConfigMap",
+				"container creditrecon: CREDITRECON_DRAW_SECRET from ConfigMap creditrecon-config (envFrom, key CREDITRECON_DRAW_SECRET): a ConfigMap is not secret; want",
+				"container migrate: CREDITRECON_DRAW_SECRET from ConfigMap creditrecon-config (envFrom, key CREDITRECON_DRAW_SECRET): a ConfigMap is not secret, and `creditrecon migrate` does not draw",
+			},
+		},
+		{
+			name: "in creditrecon-config under a prefix",
+			patch: func(p pod) {
+				p.configMapData["DRAW_SECRET"] = literal
+				p.run.EnvFrom = append(p.run.EnvFrom, corev1.EnvFromSource{Prefix: "CREDITRECON_",
+					ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: configMapName}}})
+			},
+			want: []string{"container creditrecon: CREDITRECON_DRAW_SECRET from ConfigMap creditrecon-config (envFrom, key DRAW_SECRET)"},
+		},
+		{
+			name:  "expanded in the args",
+			patch: func(p pod) { p.run.Args = append(p.run.Args, "--note=$(CREDITRECON_DRAW_SECRET)") },
+			want:  []string{"container creditrecon: args expand $(CREDITRECON_DRAW_SECRET): the secret would be in the command line"},
+		},
+		{
+			name:  "a flag",
+			patch: func(p pod) { p.run.Args = append(p.run.Args, "-draw_secret_file", "/etc/creditrecon/draw/secret") },
+			want:  []string{"container creditrecon: flag -draw_secret_file: the draw secret is never an arg"},
+		},
+		{
+			name:  "in migrate",
+			patch: func(p pod) { p.migrate.Env = append(p.migrate.Env, *p.env) },
+			want:  []string{"container migrate: CREDITRECON_DRAW_SECRET is set, but `creditrecon migrate` does not draw"},
+		},
+		{
+			name: "in migrate under another name",
+			patch: func(p pod) {
+				p.migrate.Env = append(p.migrate.Env, corev1.EnvVar{Name: "DRAW", ValueFrom: secretRef(drawSecretName, drawSecretKey)})
+			},
+			want: []string{"container migrate: env DRAW is from Secret creditrecon-draw, but `creditrecon migrate` does not draw"},
+		},
+		{
+			name: "in migrate by envFrom",
+			patch: func(p pod) {
+				p.migrate.EnvFrom = append(p.migrate.EnvFrom, corev1.EnvFromSource{
+					SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: drawSecretName}}})
+			},
+			want: []string{"container migrate: envFrom Secret creditrecon-draw, but `creditrecon migrate` does not draw"},
+		},
+		{
+			name: "in migrate as a file",
+			patch: func(p pod) {
+				p.spec.Volumes = append(p.spec.Volumes, corev1.Volume{Name: "keys", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+					Sources: []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: drawSecretName}}}}}}})
+				p.migrate.VolumeMounts = append(p.migrate.VolumeMounts, corev1.VolumeMount{Name: "keys", MountPath: "/etc/creditrecon/keys", ReadOnly: true})
+			},
+			want: []string{"container migrate: mounts Secret creditrecon-draw at /etc/creditrecon/keys, but `creditrecon migrate` does not draw"},
+		},
+	}
+	// Every planning command needs it, whatever the Job: the checks go by the subcommand.
+	for _, cmd := range planningCommands {
+		tests = append(tests, drawCase{
+			name:  cmd + " without it",
+			patch: func(p pod) { p.run.Args, p.env.Name = []string{cmd}, "UNRELATED" },
+			want:  []string{"container creditrecon: no CREDITRECON_DRAW_SECRET: `creditrecon " + cmd + "` would exit 2"},
+		})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, cfg := nightly, config
+			cj := nightly.value.(*batchv1.CronJob).DeepCopy()
+			cm := config.value.(*corev1.ConfigMap).DeepCopy()
+			n.value, cfg.value = cj, cm
+			spec := &cj.Spec.JobTemplate.Spec.Template.Spec
+			p := pod{spec: spec, configMapData: cm.Data}
+			if i := slices.IndexFunc(spec.Containers, func(ct corev1.Container) bool { return ct.Name == mainContainer }); i >= 0 {
+				p.run = &spec.Containers[i]
+			}
+			if i := slices.IndexFunc(spec.InitContainers, func(ct corev1.Container) bool { return ct.Name == migrateContainer }); i >= 0 {
+				p.migrate = &spec.InitContainers[i]
+			}
+			if p.run == nil || p.migrate == nil {
+				t.Fatalf("CronJob/%s: no container %q or no init container %q", nightlyCronJob, mainContainer, migrateContainer)
+			}
+			if i := slices.IndexFunc(p.run.Env, func(e corev1.EnvVar) bool { return e.Name == drawSecretEnv }); i >= 0 {
+				p.env = &p.run.Env[i]
+			}
+			if p.env == nil || p.env.ValueFrom == nil || p.env.ValueFrom.SecretKeyRef == nil {
+				t.Fatalf("CronJob/%s: the run has no %s from a Secret", nightlyCronJob, drawSecretEnv)
+			}
+			if tt.patch != nil {
+				tt.patch(p)
+			}
+			problems := check("production", []object{n, cfg, termsCM})
+			if tt.name == "as shipped" && len(problems) > 0 {
+				t.Errorf("got problems, want none:\n%s", strings.Join(problems, "\n"))
+			}
+			// The problems of the draw secret. A patch may break other rules too: changed args
+			// are not the nightly's, which that check reports by quoting them.
+			var draw []string
+			for _, p := range problems {
+				if strings.Contains(p, literal) {
+					t.Errorf("a problem prints the secret's value: %s", p)
+				}
+				if strings.HasPrefix(p, "CronJob/"+nightlyCronJob+": args [") {
+					continue
+				}
+				if strings.Contains(p, drawSecretEnv) || strings.Contains(p, drawSecretName) {
+					draw = append(draw, p)
+				}
+			}
+			if len(tt.want) == 0 && len(draw) > 0 {
+				t.Errorf("got draw secret problems, want none:\n%s", strings.Join(draw, "\n"))
+			}
+			for _, want := range tt.want {
+				if !slices.ContainsFunc(draw, func(p string) bool { return strings.Contains(p, want) }) {
+					t.Errorf("problems do not report %q; got:\n%s", want, strings.Join(problems, "\n"))
+				}
+			}
+			if len(draw) > len(tt.want) {
+				t.Errorf("got %d draw secret problems, want %d:\n%s", len(draw), len(tt.want), strings.Join(draw, "\n"))
+			}
+		})
+	}
+}
+
 func TestDecodeIsStrict(t *testing.T) {
 	const cronJob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: x\nspec:\n  schedule: \"@daily\"\n"
 	const prometheusRule = "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: x\nspec:\n  groups:\n" +
@@ -1107,6 +1351,7 @@ func (c *checker) object(o object) {
 		if len(o.name) > 63 || !dns1123Label.MatchString(o.name) {
 			c.errorf(where, "name is not a valid DNS-1123 label (at most 63 characters)")
 		}
+		c.configMapHoldsNoDrawSecret(where, v)
 		switch {
 		case o.name == dashboardConfigMap:
 			c.dashboard(where, v)
@@ -1538,6 +1783,7 @@ func (c *checker) pod(where string, pod *corev1.PodSpec) {
 		c.envVars(cw, &ct, databaseSecret(ct.Name))
 		c.tmp(cw, &ct, volumes)
 		c.terms(cw, &ct, volumes)
+		c.drawSecret(cw, &ct, volumes)
 		if i < len(pod.InitContainers) || ct.Name != mainContainer { // command checks the main one's
 			c.noShard(cw, &ct)
 		}
@@ -2052,5 +2298,140 @@ func (c *checker) termsConfigMap(where, name string, cm *corev1.ConfigMap) {
 		c.errorf(where, "%v", err)
 	case data != string(src):
 		c.errorf(where, "%s is not %s byte for byte: generate it from that file (terms/kustomization.yaml)", termsKey, strings.TrimPrefix(termsSource, "../"))
+	}
+}
+
+// drawSecret checks how ct gets the draw secret. A container that runs a planning command has
+// CREDITRECON_DRAW_SECRET from valueFrom.secretKeyRef creditrecon-draw/secret, not optional, and
+// from nothing else: not a literal value in the manifest, not a ConfigMap (a key reference, or
+// envFrom), and not in its args, which the process list shows. A container that does not plan
+// (`migrate`) has neither the variable nor any reference to Secret creditrecon-draw: it does not
+// draw (least privilege).
+func (c *checker) drawSecret(where string, ct *corev1.Container, volumes map[string]corev1.Volume) {
+	cmd := subcommand(ct)
+	plans := slices.Contains(planningCommands, cmd)
+	want := fmt.Sprintf("want valueFrom.secretKeyRef %s/%s (not optional)", drawSecretName, drawSecretKey)
+
+	// The variable in env. A duplicate name is a mistake either way: the last one wins.
+	var set []corev1.EnvVar
+	for _, e := range ct.Env {
+		if e.Name == drawSecretEnv {
+			set = append(set, e)
+		}
+	}
+	if len(set) > 1 {
+		c.errorf(where, "%s is set %d times in env; set it once", drawSecretEnv, len(set))
+	}
+	for _, e := range set {
+		if !plans {
+			c.errorf(where, "%s is set, but `creditrecon %s` does not draw: only the containers that plan (%s) get the draw secret (least privilege)",
+				drawSecretEnv, cmd, strings.Join(planningCommands, ", "))
+			continue
+		}
+		var ref *corev1.SecretKeySelector
+		if e.ValueFrom != nil {
+			ref = e.ValueFrom.SecretKeyRef
+		}
+		switch {
+		case e.ValueFrom == nil && e.Value == "":
+			c.errorf(where, "%s is empty; %s", drawSecretEnv, want)
+		case e.ValueFrom == nil: // never print the value: it may be the secret
+			c.errorf(where, "%s has a literal value: the secret would be in the repository and in the pod spec for anyone who can read it; %s", drawSecretEnv, want)
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			c.errorf(where, "%s is from ConfigMap %s key %s: a ConfigMap is not secret; %s",
+				drawSecretEnv, e.ValueFrom.ConfigMapKeyRef.Name, e.ValueFrom.ConfigMapKeyRef.Key, want)
+		case ref == nil:
+			c.errorf(where, "%s is not from a Secret; %s", drawSecretEnv, want)
+		case ref.Name != drawSecretName || ref.Key != drawSecretKey:
+			c.errorf(where, "%s is from Secret %s key %s; %s", drawSecretEnv, ref.Name, ref.Key, want)
+		case ref.Optional != nil && *ref.Optional:
+			c.errorf(where, "%s is optional: without Secret %s the container would start and plan without the key, and exit %d once the terms draw; a missing Secret must stop it from starting",
+				drawSecretEnv, drawSecretName, exitUsage)
+		}
+	}
+	if plans && len(set) == 0 {
+		c.errorf(where, "no %s: `creditrecon %s` would exit %d as soon as the terms draw a signup bonus (%s); %s",
+			drawSecretEnv, cmd, exitUsage, strings.TrimPrefix(termsSource, "../"), want)
+	}
+
+	// The variable from a ConfigMap, whole (envFrom). Only ConfigMaps rendered with the objects
+	// can be read here; checker.configMapHoldsNoDrawSecret checks each where it is rendered.
+	for _, ef := range ct.EnvFrom {
+		if ef.ConfigMapRef == nil || c.configMaps[ef.ConfigMapRef.Name] == nil {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(c.configMaps[ef.ConfigMapRef.Name].Data)) {
+			if ef.Prefix+k != drawSecretEnv {
+				continue
+			}
+			if plans {
+				c.errorf(where, "%s from ConfigMap %s (envFrom, key %s): a ConfigMap is not secret; %s",
+					drawSecretEnv, ef.ConfigMapRef.Name, k, want)
+			} else {
+				c.errorf(where, "%s from ConfigMap %s (envFrom, key %s): a ConfigMap is not secret, and `creditrecon %s` does not draw (least privilege)",
+					drawSecretEnv, ef.ConfigMapRef.Name, k, cmd)
+			}
+		}
+	}
+
+	// Never in the command line: args are in the pod spec, and expanded in the process list.
+	for _, a := range slices.Concat(ct.Command, ct.Args) {
+		if strings.Contains(a, "$("+drawSecretEnv+")") {
+			c.errorf(where, "args expand $(%s): the secret would be in the command line, which ps and /proc show; creditrecon reads it from the environment only",
+				drawSecretEnv)
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if name != a && strings.Contains(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "draw-secret") {
+			c.errorf(where, "flag %s: the draw secret is never an arg (the process list shows args), and creditrecon, which reads it only from %s, would exit %d on the unknown flag",
+				a, drawSecretEnv, exitUsage)
+		}
+	}
+
+	if plans {
+		return
+	}
+	// Least privilege: a container that does not draw reads nothing of Secret creditrecon-draw,
+	// under any name or as a file.
+	for _, e := range ct.Env {
+		if e.Name != drawSecretEnv && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == drawSecretName {
+			c.errorf(where, "env %s is from Secret %s, but `creditrecon %s` does not draw (least privilege)", e.Name, drawSecretName, cmd)
+		}
+	}
+	for _, ef := range ct.EnvFrom {
+		if ef.SecretRef != nil && ef.SecretRef.Name == drawSecretName {
+			c.errorf(where, "envFrom Secret %s, but `creditrecon %s` does not draw (least privilege)", drawSecretName, cmd)
+		}
+	}
+	for _, m := range ct.VolumeMounts {
+		if v, ok := volumes[m.Name]; ok && volumeHoldsSecret(v, drawSecretName) {
+			c.errorf(where, "mounts Secret %s at %s, but `creditrecon %s` does not draw (least privilege)", drawSecretName, m.MountPath, cmd)
+		}
+	}
+}
+
+// volumeHoldsSecret reports whether v holds Secret name, as a secret volume or a projected one.
+func volumeHoldsSecret(v corev1.Volume, name string) bool {
+	if v.Secret != nil && v.Secret.SecretName == name {
+		return true
+	}
+	if v.Projected != nil {
+		for _, s := range v.Projected.Sources {
+			if s.Secret != nil && s.Secret.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// configMapHoldsNoDrawSecret checks that no ConfigMap, whatever its name, has the key
+// CREDITRECON_DRAW_SECRET: a ConfigMap is readable by anyone who may read the namespace's
+// configuration, and every container reads creditrecon-config whole (envFrom), migrate included.
+func (c *checker) configMapHoldsNoDrawSecret(where string, cm *corev1.ConfigMap) {
+	_, inData := cm.Data[drawSecretEnv]
+	_, inBinary := cm.BinaryData[drawSecretEnv]
+	if inData || inBinary {
+		c.errorf(where, "%s belongs in Secret %s (key %s), not in a ConfigMap: it is not secret there, and every container that reads the ConfigMap, migrate included, would get it",
+			drawSecretEnv, drawSecretName, drawSecretKey)
 	}
 }
