@@ -42,7 +42,7 @@ func TestTermsCheck(t *testing.T) {
 			wantCode: exitcode.OK,
 			wantStdout: []string{
 				"referral             runpod-2025-06  2025-06-16  true",
-				"pod 3%, serverless 5%, other products nothing; 6mo window; from 0 referrals and 0.00 USD of referral spend; new accounts only",
+				"pod 3%, serverless 5%, other products nothing; 6mo window; from 0 referrals and 0.00 USD of referral spend, no acceptance needed; new accounts only",
 				"serverless_referral  ended-2025-06   2025-06-16  false",
 				"disabled: earns nothing\n",
 			},
