@@ -75,9 +75,37 @@ func runpod2025Terms() reconcile.Terms {
 		MinSpend:      dec("0"),
 		MaxAccountAge: durp(24 * time.Hour),
 	})
+	t.Referral = append(t.Referral, reconcile.ReferralVersion{
+		Version: reconcile.Version{ID: "affiliate-2025", Enabled: true, Payout: reconcile.PayoutCash},
+		Rates: []reconcile.RatePeriod{{Rates: map[string]decimal.Decimal{
+			"pod": dec("0.10"), "serverless": dec("0.10"),
+		}}},
+		Window:   reconcile.Window{Months: 6},
+		MinSpend: dec("0"),
+		Tier:     true,
+	})
 	t.Serverless = append(t.Serverless, reconcile.ServerlessVersion{
 		Version: reconcile.Version{ID: "ended-2025-06", From: date("2025-06-16"), Enabled: false},
 	})
+	t.Signup = []reconcile.SignupVersion{{
+		Version:       reconcile.Version{ID: "runpod-2025-06", From: date("2025-06-16"), Enabled: true},
+		MaxAccountAge: durp(24 * time.Hour),
+		MinLoad:       dec("10.00"),
+		Fixed:         dec("5.00"),
+		FixedCountries: []string{
+			"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+			"LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH", "GB",
+		},
+		Draw: []reconcile.DrawEntry{
+			{USD: dec("5.00"), Weight: 8500},
+			{USD: dec("10.00"), Weight: 1100},
+			{USD: dec("25.00"), Weight: 250},
+			{USD: dec("50.00"), Weight: 100},
+			{USD: dec("100.00"), Weight: 40},
+			{USD: dec("500.00"), Weight: 10},
+		},
+		UnknownCountry: reconcile.UnknownFixed,
+	}}
 	return t
 }
 
@@ -891,6 +919,7 @@ func TestDefaultsKeepHashes(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
+	runpod := runpod2025Terms()
 	variety := signupAndTiersTerms()
 	tests := []struct {
 		terms   reconcile.Terms
@@ -898,6 +927,12 @@ func TestDescribe(t *testing.T) {
 		id      string
 		want    string
 	}{
+		{runpod, reconcile.Referral, "affiliate-2025",
+			"partner tier (by enrollment): pod 10%, serverless 10%, other products nothing; 6mo window; paid in cash"},
+		{runpod, reconcile.SignupBonus, "runpod-2025-06",
+			"referrer and referred user each get a bonus once the referred user's loads reach 10.00 USD; " +
+				"5.00 USD in 32 fixed countries, elsewhere a draw of 5.00 (85%), 10.00 (11%), 25.00 (2.5%), 50.00 (1%), 100.00 (0.4%), 500.00 (0.1%); " +
+				"a null or unknown country gets 5.00 USD; new accounts only (created at most 24h before the referral)"},
 		{variety, reconcile.Referral, "gold",
 			"partner tier (by enrollment): pod 10%, serverless 10%, other products nothing at first, then 12% of every product from 2027-01-01; " +
 				"180d window; capped at 50000.00 USD; paid in cash"},
