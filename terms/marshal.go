@@ -45,6 +45,9 @@ func Marshal(t reconcile.Terms) []byte {
 			if v.Cap != nil {
 				w.line("cap_usd: " + money(*v.Cap))
 			}
+			if v.Tier {
+				w.line("tier: true")
+			}
 		}
 	}
 	if len(t.Template) > 0 {
@@ -82,6 +85,29 @@ func Marshal(t reconcile.Terms) []byte {
 			}
 		}
 	}
+	if len(t.Signup) > 0 {
+		b.WriteString("  signup_bonus:\n")
+		for _, v := range t.Signup {
+			w := versionWriter(&b, v.Version)
+			if v.MaxAccountAge != nil {
+				w.line("max_account_age: " + strconv.Quote(formatAge(*v.MaxAccountAge)))
+			}
+			w.key(!v.MinLoad.IsZero(), "min_load_usd: "+money(v.MinLoad))
+			w.key(!v.Fixed.IsZero(), "fixed_usd: "+money(v.Fixed))
+			// nil and empty differ in a version's canonical content: a disabled version without
+			// the key has null, fixed_countries: [] has [].
+			if v.FixedCountries != nil {
+				w.line("fixed_countries: " + list(v.FixedCountries))
+			}
+			if len(v.Draw) > 0 {
+				w.line("draw:")
+				for _, e := range v.Draw {
+					fmt.Fprintf(&b, "        - {usd: %s, weight: %d}\n", money(e.USD), e.Weight)
+				}
+			}
+			w.key(v.UnknownCountry != reconcile.UnknownFixed, "unknown_country: "+strconv.Quote(v.UnknownCountry))
+		}
+	}
 	return b.Bytes()
 }
 
@@ -110,6 +136,9 @@ func versionWriter(b *bytes.Buffer, v reconcile.Version) itemWriter {
 	}
 	if !v.Enabled {
 		w.line("enabled: false")
+	}
+	if v.Payout != "" {
+		w.line("payout: " + strconv.Quote(v.Payout))
 	}
 	return w
 }

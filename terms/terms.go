@@ -15,11 +15,26 @@
 // increase, as do the froms of a version's rate periods; rates are decimals in [0, 1]; money is a
 // decimal >= 0 in whole cents; windows are lifetime, Nmo (1 to 1200) or Nd (1 to 36500); an
 // enabled version has all its program's required keys, a disabled one needs only its id (and from).
+// Every version may say payout: credits (the default) or cash.
+//
+// SPEC 8 adds two kinds of terms. A referral version with tier: true is a partner tier: it binds
+// no referral by date, only the referrers enrolled into it, so it has no from, its min_referrals,
+// min_spend_usd and requires_acceptance are 0, "0" and false (enrollment is its acceptance), and
+// it has no max_account_age (the referral's own version decides which referrals count). Tiers
+// are listed after every dated version, and a program's first version is a dated one: a tier
+// changes the terms of referrals that bind to a dated version, so a program of tiers alone could
+// never pay. The increasing-from rule counts the dated versions only; ids are unique across both.
+// A signup_bonus version has min_load_usd and fixed_usd (> 0), fixed_countries (ISO 3166-1
+// alpha-2 codes assigned to countries, upper case, no duplicates, possibly none), a non-empty draw
+// table of {usd > 0, weight >= 1} whose weights add up to at most 10^12, and unknown_country
+// (fixed, the default, or draw).
+//
 // Unknown and duplicate keys, anchors, aliases, tags and more than one YAML document are errors.
 // terms.schema.json, beside this file, encodes the same rules for editors, except those it
 // cannot express or that editors would misread (unique ids, froms present after the first and
-// increasing, duplicate keys, real calendar dates, the notation of numbers); the package's tests
-// check that the two agree.
+// increasing, tiers after the dated versions and not first, the total weight of a draw table,
+// duplicate keys, real calendar dates, the notation of numbers); the package's tests check that
+// the two agree.
 package terms
 
 import (
@@ -48,6 +63,10 @@ const (
 	maxWindowMonth = 1200  // 100 years
 	maxWindowDays  = 36500 // 100 years
 	maxAgeDays     = 36500 // 100 years
+	// maxDrawWeight bounds a draw table's total weight (10^12 < 2^40): the draw compares
+	// n × total with cumulative × 2^64 (n < 2^64), which then fit in 104 bits, so an
+	// implementation in 128-bit integers, or a SQL numeric, cannot overflow.
+	maxDrawWeight = 1_000_000_000_000
 )
 
 // defaultMinGrant is min_grant_usd when the file does not set it: one cent, the smallest grant.
@@ -195,12 +214,13 @@ func (d *decoder) terms(n ast.Node) reconcile.Terms {
 		d.missing(o, "programs", "a terms file lists at least one program's versions")
 		return t
 	}
-	programs, ok := d.object(v, p, "programs", string(reconcile.Referral), string(reconcile.Template), string(reconcile.ServerlessReferral))
+	programs, ok := d.object(v, p, "programs", string(reconcile.Referral), string(reconcile.Template),
+		string(reconcile.ServerlessReferral), string(reconcile.SignupBonus))
 	if !ok {
 		return t
 	}
 	if len(programs.vals) == 0 {
-		d.errorf(v, p, "no program: want at least one of referral, template, serverless_referral")
+		d.errorf(v, p, "no program: want at least one of referral, template, serverless_referral, signup_bonus")
 	}
 	if v, p, ok := programs.get(string(reconcile.Referral)); ok {
 		t.Referral = versions(d, v, p, referralSpec)
@@ -211,24 +231,28 @@ func (d *decoder) terms(n ast.Node) reconcile.Terms {
 	if v, p, ok := programs.get(string(reconcile.ServerlessReferral)); ok {
 		t.Serverless = versions(d, v, p, serverlessSpec)
 	}
+	if v, p, ok := programs.get(string(reconcile.SignupBonus)); ok {
+		t.Signup = versions(d, v, p, signupSpec)
+	}
 	return t
 }
 
-// program describes one program's versions: their keys beyond id, from and enabled, those an
-// enabled version must have, and how to read them.
+// program describes one program's versions: their keys beyond id, from, enabled and payout,
+// those an enabled version must have, and how to read them. When keys has tier (SPEC 8.2),
+// versions reads it, since it decides whether the version has a from, and passes it to read.
 type program[V any] struct {
 	name     string
 	keys     []string
 	required []string
-	read     func(d *decoder, o *object, v reconcile.Version) V
+	read     func(d *decoder, o *object, v reconcile.Version, tier bool) V
 }
 
 var referralSpec = program[reconcile.ReferralVersion]{
 	name:     "referral",
-	keys:     []string{"rates", "window", "min_referrals", "min_spend_usd", "requires_acceptance", "max_account_age", "cap_usd"},
+	keys:     []string{"rates", "window", "min_referrals", "min_spend_usd", "requires_acceptance", "max_account_age", "cap_usd", "tier"},
 	required: []string{"rates", "window", "min_referrals", "min_spend_usd", "requires_acceptance"},
-	read: func(d *decoder, o *object, v reconcile.Version) reconcile.ReferralVersion {
-		r := reconcile.ReferralVersion{Version: v}
+	read: func(d *decoder, o *object, v reconcile.Version, tier bool) reconcile.ReferralVersion {
+		r := reconcile.ReferralVersion{Version: v, Tier: tier}
 		if n, p, ok := o.get("rates"); ok {
 			r.Rates = d.ratePeriods(n, p, "products", func(o *object) map[string]decimal.Decimal {
 				n, p, ok := o.get("products")
@@ -241,18 +265,37 @@ var referralSpec = program[reconcile.ReferralVersion]{
 		if n, p, ok := o.get("window"); ok {
 			r.Window = d.window(n, p)
 		}
+		// A tier's enrollment is its acceptance (SPEC 8.2): the operator enrolls the referrers who
+		// qualify, so a tier has no thresholds of its own.
+		const enrolled = "enrollment is a tier's acceptance (enroll the referrers who qualify with creditrecon enroll)"
 		if n, p, ok := o.get("min_referrals"); ok {
+			before := len(d.errs)
 			r.MinReferrals = d.integer(n, p, 0, 1<<63-1)
+			if tier && len(d.errs) == before && r.MinReferrals != 0 {
+				d.errorf(n, p, "must be 0 in a tier version, got %d: %s", r.MinReferrals, enrolled)
+			}
 		}
 		if n, p, ok := o.get("min_spend_usd"); ok {
+			before := len(d.errs)
 			r.MinSpend = d.money(n, p, false)
+			if tier && len(d.errs) == before && !r.MinSpend.IsZero() {
+				d.errorf(n, p, `must be "0" in a tier version, got %s: %s`, r.MinSpend.StringFixed(2), enrolled)
+			}
 		}
 		if n, p, ok := o.get("requires_acceptance"); ok {
+			before := len(d.errs)
 			r.RequiresAcceptance = d.boolean(n, p)
+			if tier && len(d.errs) == before && r.RequiresAcceptance {
+				d.errorf(n, p, "must be false in a tier version: %s", enrolled)
+			}
 		}
 		if n, p, ok := o.get("max_account_age"); ok {
-			age := d.age(n, p)
-			r.MaxAccountAge = &age
+			if tier {
+				d.errorf(n, p, "not in a tier version: the dated version each referral binds to decides whether it counts")
+			} else {
+				age := d.age(n, p)
+				r.MaxAccountAge = &age
+			}
 		}
 		if n, p, ok := o.get("cap_usd"); ok {
 			c := d.money(n, p, true)
@@ -266,7 +309,7 @@ var templateSpec = program[reconcile.TemplateVersion]{
 	name:     "template",
 	keys:     []string{"products", "rates", "min_runtime_seconds", "cap_usd"},
 	required: []string{"products", "rates", "min_runtime_seconds"},
-	read: func(d *decoder, o *object, v reconcile.Version) reconcile.TemplateVersion {
+	read: func(d *decoder, o *object, v reconcile.Version, _ bool) reconcile.TemplateVersion {
 		t := reconcile.TemplateVersion{Version: v}
 		if n, p, ok := o.get("products"); ok {
 			t.Products = d.products(n, p)
@@ -295,7 +338,7 @@ var serverlessSpec = program[reconcile.ServerlessVersion]{
 	name:     "serverless_referral",
 	keys:     []string{"products", "threshold_usd", "referrer_bonus_usd", "referred_bonus_usd", "window", "max_account_age"},
 	required: []string{"products", "threshold_usd", "referrer_bonus_usd", "referred_bonus_usd"},
-	read: func(d *decoder, o *object, v reconcile.Version) reconcile.ServerlessVersion {
+	read: func(d *decoder, o *object, v reconcile.Version, _ bool) reconcile.ServerlessVersion {
 		s := reconcile.ServerlessVersion{Version: v}
 		if n, p, ok := o.get("products"); ok {
 			s.Products = d.products(n, p)
@@ -320,8 +363,46 @@ var serverlessSpec = program[reconcile.ServerlessVersion]{
 	},
 }
 
-// versions reads a program's list of versions: each one's id, from and enabled, then its
-// program's keys. Ids are unique within the program, and froms strictly increase.
+var signupSpec = program[reconcile.SignupVersion]{
+	name:     "signup_bonus",
+	keys:     []string{"max_account_age", "min_load_usd", "fixed_usd", "fixed_countries", "draw", "unknown_country"},
+	required: []string{"min_load_usd", "fixed_usd", "fixed_countries", "draw"},
+	read: func(d *decoder, o *object, v reconcile.Version, _ bool) reconcile.SignupVersion {
+		// unknown_country is always set, so that every version's canonical content says it.
+		s := reconcile.SignupVersion{Version: v, UnknownCountry: reconcile.UnknownFixed}
+		if n, p, ok := o.get("max_account_age"); ok {
+			age := d.age(n, p)
+			s.MaxAccountAge = &age
+		}
+		if n, p, ok := o.get("min_load_usd"); ok {
+			s.MinLoad = d.money(n, p, true)
+		}
+		if n, p, ok := o.get("fixed_usd"); ok {
+			s.Fixed = d.money(n, p, true)
+		}
+		if n, p, ok := o.get("fixed_countries"); ok {
+			s.FixedCountries = d.countries(n, p)
+		}
+		if n, p, ok := o.get("draw"); ok {
+			s.Draw = d.drawTable(n, p)
+		}
+		if n, p, ok := o.get("unknown_country"); ok {
+			u, ok := d.str(n, p, "fixed or draw")
+			switch {
+			case !ok:
+			case u == reconcile.UnknownFixed || u == reconcile.UnknownDraw:
+				s.UnknownCountry = u
+			default:
+				d.errorf(n, p, "%q is not fixed or draw: what a recipient of null or unknown country gets", u)
+			}
+		}
+		return s
+	},
+}
+
+// versions reads a program's list of versions: each one's id, from, enabled, payout and tier,
+// then its program's keys. Ids are unique within the program; the dated versions come first, in
+// strictly increasing from, and the tiers, which have no from, after them.
 func versions[V any](d *decoder, n ast.Node, path string, spec program[V]) []V {
 	items, ok := d.list(n, path, "a list of "+spec.name+" versions")
 	if !ok {
@@ -330,15 +411,18 @@ func versions[V any](d *decoder, n ast.Node, path string, spec program[V]) []V {
 	if len(items) == 0 {
 		d.errorf(n, path, "empty: want at least one version (or leave the program out)")
 	}
-	keys := append([]string{"id", "from", "enabled"}, spec.keys...)
+	keys := append(append([]string{"id", "from", "enabled"}, spec.keys...), "payout")
 	ids := map[string]int{} // id -> line of its first use
 	var out []V
 	var seq sequence
+	dated := 0      // dated versions so far
+	firstTier := "" // the path of the first tier version
 	for i, item := range items {
 		ip := index(path, i)
 		o, ok := d.object(item, ip, "a "+spec.name+" version", keys...)
 		if !ok {
 			seq.broken()
+			dated++
 			continue
 		}
 		var v reconcile.Version
@@ -358,13 +442,44 @@ func versions[V any](d *decoder, n ast.Node, path string, spec program[V]) []V {
 		} else {
 			d.missing(o, "id", "every version has an id, unique within its program")
 		}
-		v.From = seq.from(d, o, i, "version", "the date from which it binds new relationships")
+		tier, tierOK := false, true
+		if n, p, ok := o.get("tier"); ok {
+			before := len(d.errs)
+			tier = d.boolean(n, p)
+			tierOK = len(d.errs) == before
+			if tier && dated == 0 {
+				d.errorf(n, p, "the first version of a program is a dated one, not a tier: a tier changes the terms of referrals bound to a dated version (list tiers after the dated versions)")
+			}
+		}
+		switch {
+		case !tierOK:
+			// Neither a tier nor a dated version for sure: its from, and the next one's order,
+			// cannot be checked.
+			seq.broken()
+			dated++
+		case tier:
+			if n, p, ok := o.get("from"); ok {
+				d.errorf(n, p, "not in a tier version: a tier binds no referral by date, only the referrers enrolled into it, each from its enrollment date (creditrecon enroll)")
+			}
+			if firstTier == "" {
+				firstTier = ip
+			}
+		default:
+			if firstTier != "" {
+				d.errorf(item, ip, "a dated version after the tier version %s: tier versions are listed after every dated version", firstTier)
+			}
+			v.From = seq.from(d, o, dated, "version", "the date from which it binds new relationships")
+			dated++
+		}
 		v.Enabled = true
 		enabledOK := true
 		if n, p, ok := o.get("enabled"); ok {
 			before := len(d.errs)
 			v.Enabled = d.boolean(n, p)
 			enabledOK = len(d.errs) == before
+		}
+		if n, p, ok := o.get("payout"); ok {
+			v.Payout = d.payout(n, p)
 		}
 		if v.Enabled && enabledOK {
 			for _, k := range spec.required {
@@ -373,7 +488,7 @@ func versions[V any](d *decoder, n ast.Node, path string, spec program[V]) []V {
 				}
 			}
 		}
-		out = append(out, spec.read(d, o, v))
+		out = append(out, spec.read(d, o, v, tier))
 	}
 	return out
 }
@@ -483,6 +598,88 @@ func (d *decoder) products(n ast.Node, path string) []string {
 			d.errorf(item, p, "duplicate product %q", name)
 		}
 		out = append(out, name)
+	}
+	return out
+}
+
+// payout reads how a version's grants are paid: "" for credits (the default, so that a file
+// that says it keeps the hashes of one that does not), or reconcile.PayoutCash.
+func (d *decoder) payout(n ast.Node, path string) string {
+	s, ok := d.str(n, path, "credits or cash")
+	switch {
+	case !ok:
+	case s == reconcile.PayoutCredits:
+	case s == reconcile.PayoutCash:
+		return reconcile.PayoutCash
+	default:
+		d.errorf(n, path, "%q is not a payout: credits (the default) or cash", s)
+	}
+	return ""
+}
+
+// countries reads a list, possibly empty, of distinct ISO 3166-1 alpha-2 codes assigned to
+// countries, in upper case.
+func (d *decoder) countries(n ast.Node, path string) []string {
+	items, ok := d.list(n, path, "a list of country codes, like [DE, FR] (or [] for none)")
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for i, item := range items {
+		p := index(path, i)
+		code, ok := d.str(item, p, "an ISO 3166-1 alpha-2 country code like DE")
+		upper, known := reconcile.NormalizeCountry(code)
+		switch {
+		case !ok:
+		case known && upper != code:
+			d.errorf(item, p, "%q is not a country code as the file writes it: write %q (upper case, no spaces)", code, upper)
+		case !known:
+			d.errorf(item, p, "%q is not an ISO 3166-1 alpha-2 code assigned to a country, like DE (EU, XK, ZZ and other codes that name no country are not)", code)
+		case slices.Contains(out, code):
+			d.errorf(item, p, "duplicate country %q", code)
+		}
+		out = append(out, code)
+	}
+	return out
+}
+
+// drawTable reads a signup bonus's draw table: a non-empty list of amounts > 0 with whole-number
+// weights >= 1, whose total is at most maxDrawWeight.
+func (d *decoder) drawTable(n ast.Node, path string) []reconcile.DrawEntry {
+	items, ok := d.list(n, path, `a list of {usd: "5.00", weight: 8500} entries`)
+	if !ok {
+		return nil
+	}
+	if len(items) == 0 {
+		d.errorf(n, path, "empty: want at least one amount and its weight")
+	}
+	out := make([]reconcile.DrawEntry, 0, len(items))
+	var total int64 // stops growing past maxDrawWeight, so it never overflows
+	for i, item := range items {
+		ip := index(path, i)
+		o, ok := d.object(item, ip, "a draw entry", "usd", "weight")
+		if !ok {
+			continue
+		}
+		var e reconcile.DrawEntry
+		if n, p, ok := o.get("usd"); ok {
+			e.USD = d.money(n, p, true)
+		} else {
+			d.missing(o, "usd", "a draw entry is an amount and its weight")
+		}
+		if n, p, ok := o.get("weight"); ok {
+			before := len(d.errs)
+			e.Weight = d.integer(n, p, 1, maxDrawWeight)
+			if len(d.errs) == before && total <= maxDrawWeight {
+				total += e.Weight
+			}
+		} else {
+			d.missing(o, "weight", "a draw entry is an amount and its weight")
+		}
+		out = append(out, e)
+	}
+	if total > maxDrawWeight {
+		d.errorf(n, path, "the weights add up to more than %d: scale them down", int64(maxDrawWeight))
 	}
 	return out
 }

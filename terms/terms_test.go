@@ -75,10 +75,101 @@ func runpod2025Terms() reconcile.Terms {
 		MinSpend:      dec("0"),
 		MaxAccountAge: durp(24 * time.Hour),
 	})
+	t.Referral = append(t.Referral, reconcile.ReferralVersion{
+		Version: reconcile.Version{ID: "affiliate-2025", Enabled: true, Payout: reconcile.PayoutCash},
+		Rates: []reconcile.RatePeriod{{Rates: map[string]decimal.Decimal{
+			"pod": dec("0.10"), "serverless": dec("0.10"),
+		}}},
+		Window:   reconcile.Window{Months: 6},
+		MinSpend: dec("0"),
+		Tier:     true,
+	})
 	t.Serverless = append(t.Serverless, reconcile.ServerlessVersion{
 		Version: reconcile.Version{ID: "ended-2025-06", From: date("2025-06-16"), Enabled: false},
 	})
+	t.Signup = []reconcile.SignupVersion{{
+		Version:       reconcile.Version{ID: "runpod-2025-06", From: date("2025-06-16"), Enabled: true},
+		MaxAccountAge: durp(24 * time.Hour),
+		MinLoad:       dec("10.00"),
+		Fixed:         dec("5.00"),
+		FixedCountries: []string{
+			"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+			"LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH", "GB",
+		},
+		Draw: []reconcile.DrawEntry{
+			{USD: dec("5.00"), Weight: 8500},
+			{USD: dec("10.00"), Weight: 1100},
+			{USD: dec("25.00"), Weight: 250},
+			{USD: dec("50.00"), Weight: 100},
+			{USD: dec("100.00"), Weight: 40},
+			{USD: dec("500.00"), Weight: 10},
+		},
+		UnknownCountry: reconcile.UnknownFixed,
+	}}
 	return t
+}
+
+// signupAndTiersTerms are testdata/valid/signup-and-tiers.yaml.
+func signupAndTiersTerms() reconcile.Terms {
+	return reconcile.Terms{
+		MinGrant: dec("0.01"),
+		Referral: []reconcile.ReferralVersion{{
+			Version:            reconcile.Version{ID: "seed", Enabled: true},
+			Rates:              []reconcile.RatePeriod{{Rates: map[string]decimal.Decimal{"*": dec("0.02")}}},
+			MinReferrals:       25,
+			MinSpend:           dec("500"),
+			RequiresAcceptance: true,
+		}, {
+			Version:  reconcile.Version{ID: "credits-2026", From: date("2026-01-01"), Enabled: true},
+			Rates:    []reconcile.RatePeriod{{Rates: map[string]decimal.Decimal{"pod": dec("0.03")}}},
+			Window:   reconcile.Window{Months: 6},
+			MinSpend: dec("0"),
+		}, {
+			Version: reconcile.Version{ID: "gold", Enabled: true, Payout: reconcile.PayoutCash},
+			Rates: []reconcile.RatePeriod{
+				{Rates: map[string]decimal.Decimal{"pod": dec("0.1"), "serverless": dec("0.1")}},
+				{From: date("2027-01-01"), Rates: map[string]decimal.Decimal{"*": dec("0.12")}},
+			},
+			Window:   reconcile.Window{Days: 180},
+			MinSpend: dec("0"),
+			Cap:      decp("50000"),
+			Tier:     true,
+		}, {
+			Version: reconcile.Version{ID: "silver", Enabled: false},
+			Tier:    true,
+		}},
+		Template: []reconcile.TemplateVersion{{
+			Version:           reconcile.Version{ID: "seed", Enabled: true, Payout: reconcile.PayoutCash},
+			Products:          []string{"pod"},
+			Rates:             []reconcile.RatePeriod{{Rates: map[string]decimal.Decimal{"*": dec("0.01")}}},
+			MinRuntimeSeconds: 0,
+		}},
+		Serverless: []reconcile.ServerlessVersion{{
+			Version: reconcile.Version{ID: "off", Enabled: false, Payout: reconcile.PayoutCash},
+		}},
+		Signup: []reconcile.SignupVersion{{
+			Version:        reconcile.Version{ID: "eu-only", Enabled: true},
+			MinLoad:        dec("10"),
+			Fixed:          dec("5"),
+			FixedCountries: []string{"DE", "FR", "NO"},
+			Draw:           []reconcile.DrawEntry{{USD: dec("5"), Weight: 1}},
+			UnknownCountry: reconcile.UnknownFixed,
+		}, {
+			Version:        reconcile.Version{ID: "everyone-draws", From: date("2026-01-01"), Enabled: true, Payout: reconcile.PayoutCash},
+			MaxAccountAge:  durp(7 * 24 * time.Hour),
+			MinLoad:        dec("25.00"),
+			Fixed:          dec("1.00"),
+			FixedCountries: []string{},
+			Draw: []reconcile.DrawEntry{
+				{USD: dec("1.00"), Weight: 999_999_999_999},
+				{USD: dec("1000000.00"), Weight: 1},
+			},
+			UnknownCountry: reconcile.UnknownDraw,
+		}, {
+			Version:        reconcile.Version{ID: "paused", From: date("2027-01-01"), Enabled: false},
+			UnknownCountry: reconcile.UnknownFixed,
+		}},
+	}
 }
 
 // variationsTerms are testdata/valid/variations.yaml.
@@ -131,6 +222,7 @@ func TestLoadFiles(t *testing.T) {
 		{"seed.yaml", seedTerms()},
 		{"runpod-2025.yaml", runpod2025Terms()},
 		{"testdata/valid/variations.yaml", variationsTerms()},
+		{"testdata/valid/signup-and-tiers.yaml", signupAndTiersTerms()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -231,7 +323,7 @@ programs:
 				`terms.yaml:1:15: holding_days: must be at least 0, got -1`,
 				`terms.yaml:2:16: min_grant_usd: 0.015 is not whole cents: money has at most 2 decimal places`,
 				`terms.yaml:7:22: programs.template[0].rates[0].rate: 1.01 is not a rate between 0 and 1 (0.03 is 3%)`,
-				`terms.yaml:9:7: programs.template[0].runtime: unknown key: a template version has id, from, enabled, products, rates, min_runtime_seconds, cap_usd`,
+				`terms.yaml:9:7: programs.template[0].runtime: unknown key: a template version has id, from, enabled, products, rates, min_runtime_seconds, cap_usd, payout`,
 				`terms.yaml:10:7: programs.template[1].products: missing: an enabled template version needs it (or set enabled: false)`,
 				`terms.yaml:10:7: programs.template[1].rates: missing: an enabled template version needs it (or set enabled: false)`,
 				`terms.yaml:10:7: programs.template[1].min_runtime_seconds: missing: an enabled template version needs it (or set enabled: false)`,
@@ -364,6 +456,96 @@ programs:
 			name: "window in days too long",
 			yaml: strings.Replace(referral, "window: lifetime", "window: 36501d", 1),
 			want: []string{`terms.yaml:6:15: programs.referral[0].window: "36501d" is too long: at most 36500d`},
+		},
+		{
+			name: "signup bonus problems, in file order",
+			yaml: `programs:
+  signup_bonus:
+    - id: bonus
+      payout: check
+      min_load_usd: "0"
+      fixed_usd: "5.001"
+      fixed_countries: [DE, " FR", UK, DE, "NO", 49]
+      draw:
+        - {usd: "5.00", weight: 8500.5}
+        - {usd: "10.00"}
+        - {usd: "-1", weight: 1}
+      unknown_country: Fixed
+`,
+			want: []string{
+				`terms.yaml:4:15: programs.signup_bonus[0].payout: "check" is not a payout: credits (the default) or cash`,
+				`terms.yaml:5:21: programs.signup_bonus[0].min_load_usd: must be more than 0`,
+				`terms.yaml:6:18: programs.signup_bonus[0].fixed_usd: 5.001 is not whole cents: money has at most 2 decimal places`,
+				`terms.yaml:7:29: programs.signup_bonus[0].fixed_countries[1]: " FR" is not a country code as the file writes it: write "FR" (upper case, no spaces)`,
+				`terms.yaml:7:36: programs.signup_bonus[0].fixed_countries[2]: "UK" is not an ISO 3166-1 alpha-2 code assigned to a country, like DE (EU, XK, ZZ and other codes that name no country are not)`,
+				`terms.yaml:7:40: programs.signup_bonus[0].fixed_countries[3]: duplicate country "DE"`,
+				`terms.yaml:7:50: programs.signup_bonus[0].fixed_countries[5]: want an ISO 3166-1 alpha-2 country code like DE, got the number 49: quote it ("49")`,
+				`terms.yaml:9:33: programs.signup_bonus[0].draw[0].weight: want a whole number written in digits, like 25, got 8500.5`,
+				`terms.yaml:10:11: programs.signup_bonus[0].draw[1].weight: missing: a draw entry is an amount and its weight`,
+				`terms.yaml:11:17: programs.signup_bonus[0].draw[2].usd: must not be negative, got -1`,
+				`terms.yaml:12:24: programs.signup_bonus[0].unknown_country: "Fixed" is not fixed or draw: what a recipient of null or unknown country gets`,
+			},
+		},
+		{
+			name: "tier problems, in file order",
+			yaml: referral + `    - id: gold
+      tier: true
+      from: 2026-01-01
+      rates: [{products: {pod: "0.10"}}]
+      window: 6mo
+      min_referrals: 25
+      min_spend_usd: "500.00"
+      requires_acceptance: true
+      max_account_age: 24h
+    - id: seed
+      from: 2026-01-01
+      enabled: false
+`,
+			want: []string{
+				`terms.yaml:12:13: programs.referral[1].from: not in a tier version: a tier binds no referral by date, only the referrers enrolled into it, each from its enrollment date (creditrecon enroll)`,
+				`terms.yaml:15:22: programs.referral[1].min_referrals: must be 0 in a tier version, got 25: enrollment is a tier's acceptance (enroll the referrers who qualify with creditrecon enroll)`,
+				`terms.yaml:16:22: programs.referral[1].min_spend_usd: must be "0" in a tier version, got 500.00: enrollment is a tier's acceptance (enroll the referrers who qualify with creditrecon enroll)`,
+				`terms.yaml:17:28: programs.referral[1].requires_acceptance: must be false in a tier version: enrollment is a tier's acceptance (enroll the referrers who qualify with creditrecon enroll)`,
+				`terms.yaml:18:24: programs.referral[1].max_account_age: not in a tier version: the dated version each referral binds to decides whether it counts`,
+				`terms.yaml:19:7: programs.referral[2]: a dated version after the tier version programs.referral[1]: tier versions are listed after every dated version`,
+				`terms.yaml:19:11: programs.referral[2].id: duplicate id "seed" (first on line 3): ids are unique within a program`,
+			},
+		},
+		{
+			name: "a dated version after a tier is checked against the dated one before it",
+			yaml: referral + `    - id: v2
+      from: 2026-01-01
+      enabled: false
+    - id: gold
+      tier: true
+      enabled: false
+    - id: v3
+      from: 2025-01-01
+      enabled: false
+`,
+			want: []string{
+				`terms.yaml:16:7: programs.referral[3]: a dated version after the tier version programs.referral[2]: tier versions are listed after every dated version`,
+				`terms.yaml:17:13: programs.referral[3].from: 2025-01-01 is not after the previous version's from (2026-01-01): versions are listed in increasing from`,
+			},
+		},
+		{
+			name: "a tier alone",
+			yaml: "programs:\n  referral:\n    - id: gold\n      tier: true\n      enabled: false\n",
+			want: []string{`terms.yaml:4:13: programs.referral[0].tier: the first version of a program is a dated one, not a tier: a tier changes the terms of referrals bound to a dated version (list tiers after the dated versions)`},
+		},
+		{
+			name: "draw weights: each at most 10^12, and their total",
+			yaml: "programs:\n  signup_bonus:\n    - id: b\n      enabled: false\n      draw:\n" +
+				"        - {usd: 1, weight: 1000000000000}\n        - {usd: 2, weight: 99999999999999999999}\n        - {usd: 3, weight: 1}\n",
+			want: []string{
+				`terms.yaml:6:9: programs.signup_bonus[0].draw: the weights add up to more than 1000000000000: scale them down`,
+				`terms.yaml:7:28: programs.signup_bonus[0].draw[1].weight: 99999999999999999999 is too large: at most 1000000000000`,
+			},
+		},
+		{
+			name: "signup_bonus is not a place for referral keys",
+			yaml: "programs:\n  signup_bonus:\n    - id: b\n      enabled: false\n      tier: true\n",
+			want: []string{`terms.yaml:5:7: programs.signup_bonus[0].tier: unknown key: a signup_bonus version has id, from, enabled, max_account_age, min_load_usd, fixed_usd, fixed_countries, draw, unknown_country, payout`},
 		},
 		{
 			name: "versions not a list of mappings",
@@ -502,7 +684,13 @@ func TestAmountsExact(t *testing.T) {
 //   - numbers are written in plain decimal digits: 0x10, 1_000, +5 or 25.0 for a whole number
 //     reach the schema as the numbers they mean (hex-number);
 //   - limits that need arithmetic on text: a duration that overflows, a from whose UTC year is
-//     outside 1 to 9999, an integer beyond int64 (tested in TestParseErrors).
+//     outside 1 to 9999, an integer beyond int64 (tested in TestParseErrors);
+//   - a referral program's partner tiers come after every dated version (tier-before-dated), and
+//     its first version is not a tier (tier-first): like a from after the first, these depend on
+//     an item's place in the list, which needs prefixItems or contains counts that draft-07
+//     editors read differently;
+//   - a draw table's weights add up to at most 10^12 (signup-draw-total-too-large): JSON Schema
+//     has no sums. Each weight's own limit is the schema's too.
 var parserOnly = map[string]string{
 	"duplicate-id.yaml":                   "ids unique within a program",
 	"later-version-without-from.yaml":     "from on every version after the first",
@@ -515,6 +703,9 @@ var parserOnly = map[string]string{
 	"tag.yaml":                            "no tags",
 	"calendar-date.yaml":                  "real calendar dates",
 	"hex-number.yaml":                     "plain decimal digits",
+	"tier-before-dated.yaml":              "partner tiers after every dated version",
+	"tier-first.yaml":                     "a program's first version is dated, not a tier",
+	"signup-draw-total-too-large.yaml":    "a draw table's total weight at most 10^12",
 }
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
@@ -629,7 +820,7 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 }
 
 func TestMarshalRoundTrip(t *testing.T) {
-	for _, want := range []reconcile.Terms{seedTerms(), runpod2025Terms(), variationsTerms()} {
+	for _, want := range []reconcile.Terms{seedTerms(), runpod2025Terms(), variationsTerms(), signupAndTiersTerms()} {
 		data := Marshal(want)
 		got, err := Parse("marshal.yaml", data)
 		if err != nil {
@@ -677,4 +868,92 @@ func reportsUnder(e *jsonschema.ValidationError, path []string) bool {
 		}
 	}
 	return false
+}
+
+// TestDefaultsKeepHashes checks that saying a default out loud (payout: credits, tier: false,
+// unknown_country: fixed) gives the same version, with the same hash, as leaving it out: a file
+// written before SPEC 8 keeps the hashes its runs recorded (SPEC 7.3).
+func TestDefaultsKeepHashes(t *testing.T) {
+	const referral = "programs:\n  referral:\n    - id: seed\n      rates: [{products: {\"*\": \"0.02\"}}]\n" +
+		"      window: lifetime\n      min_referrals: 25\n      min_spend_usd: \"500.00\"\n      requires_acceptance: true\n"
+	const signup = "programs:\n  signup_bonus:\n    - id: b\n      min_load_usd: \"10.00\"\n      fixed_usd: \"5.00\"\n" +
+		"      fixed_countries: [DE]\n      draw: [{usd: \"5.00\", weight: 1}]\n"
+	tests := []struct {
+		name, plain, explicit string
+	}{
+		{"payout credits", referral, referral + "      payout: credits\n"},
+		{"tier false", referral, referral + "      tier: false\n"},
+		{"unknown_country fixed", signup, signup + "      unknown_country: fixed\n"},
+		{"payout credits on a disabled version", "programs:\n  template:\n    - id: x\n      enabled: false\n",
+			"programs:\n  template:\n    - id: x\n      enabled: false\n      payout: credits\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := Parse("plain.yaml", []byte(tt.plain))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Parse("explicit.yaml", []byte(tt.explicit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra, rb := a.Records(), b.Records()
+			if len(ra) != 1 || len(rb) != 1 || ra[0].SHA256 != rb[0].SHA256 {
+				t.Errorf("hashes differ:\n%s\n%s", ra[0].Content, rb[0].Content)
+			}
+		})
+	}
+	// And what is not a default changes the hash: a version in use cannot quietly become cash.
+	a, _ := Parse("a.yaml", []byte(referral))
+	b, err := Parse("b.yaml", []byte(referral+"      payout: cash\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Records()[0].SHA256 == b.Records()[0].SHA256 {
+		t.Errorf("payout: cash has the hash of credits")
+	}
+	// The seed's hash is the one recorded before SPEC 8 (runs in production recorded it).
+	if got, want := a.Records()[0].SHA256[:12], "0f8ccbeead70"; got != want {
+		t.Errorf("referral seed hash %s, want %s", got, want)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	runpod := runpod2025Terms()
+	variety := signupAndTiersTerms()
+	tests := []struct {
+		terms   reconcile.Terms
+		program reconcile.Program
+		id      string
+		want    string
+	}{
+		{runpod, reconcile.Referral, "affiliate-2025",
+			"partner tier (by enrollment): pod 10%, serverless 10%, other products nothing; 6mo window; paid in cash"},
+		{runpod, reconcile.SignupBonus, "runpod-2025-06",
+			"referrer and referred user each get a bonus once the referred user's loads reach 10.00 USD; " +
+				"5.00 USD in 32 fixed countries, elsewhere a draw of 5.00 (85%), 10.00 (11%), 25.00 (2.5%), 50.00 (1%), 100.00 (0.4%), 500.00 (0.1%); " +
+				"a null or unknown country gets 5.00 USD; new accounts only (created at most 24h before the referral)"},
+		{variety, reconcile.Referral, "gold",
+			"partner tier (by enrollment): pod 10%, serverless 10%, other products nothing at first, then 12% of every product from 2027-01-01; " +
+				"180d window; capped at 50000.00 USD; paid in cash"},
+		{variety, reconcile.Referral, "silver", "disabled: earns nothing"},
+		{variety, reconcile.Template, "seed", "1% of pod; from 0 runtime seconds; paid in cash"},
+		{variety, reconcile.SignupBonus, "eu-only",
+			"referrer and referred user each get a bonus once the referred user's loads reach 10.00 USD; " +
+				"5.00 USD in 3 fixed countries, elsewhere a draw of 5.00 (100%); a null or unknown country gets 5.00 USD"},
+		{variety, reconcile.SignupBonus, "everyone-draws",
+			"referrer and referred user each get a bonus once the referred user's loads reach 25.00 USD; " +
+				"a draw of 1.00 (>99.99%), 1000000.00 (<0.01%) in every known country; a null or unknown country draws; " +
+				"new accounts only (created at most 7d before the referral); paid in cash"},
+		{variety, reconcile.SignupBonus, "paused", "disabled: earns nothing"},
+		{variety, reconcile.SignupBonus, "nope", "no such version"},
+		{variety, reconcile.Program("affiliate"), "gold", "no such program"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.program)+"/"+tt.id, func(t *testing.T) {
+			if got := Describe(tt.terms, tt.program, tt.id); got != tt.want {
+				t.Errorf("Describe(%s, %s):\ngot  %s\nwant %s", tt.program, tt.id, got, tt.want)
+			}
+		})
+	}
 }

@@ -34,23 +34,35 @@ func cmdTerms(ctx context.Context, e *env, args []string) error {
 }
 
 // printTerms writes the terms' settings, then one row per version: its hash (the one runs
-// record, SPEC 7.3) and what it pays, as explain describes it.
+// record, SPEC 7.3) and what it pays, as explain describes it. A partner tier's FROM is
+// "enrollment": it binds the referrers enrolled into it, each from its own date (SPEC 8.2).
 func printTerms(w io.Writer, t reconcile.Terms) error {
 	fmt.Fprintf(w, "holding_days %d, min_grant_usd %s\n\n", t.HoldingDays, t.MinGrant.StringFixed(2))
-	var versions []reconcile.Version // in the order of t.Records: program, then file order
+	type row struct {
+		enabled bool
+		from    string
+	}
+	var rows []row // in the order of t.Records: program, then file order
 	for _, v := range t.Referral {
-		versions = append(versions, v.Version)
+		from := fromText(v.From)
+		if v.Tier {
+			from = "enrollment" // a partner tier binds enrolled referrers, each from its date (SPEC 8.2)
+		}
+		rows = append(rows, row{v.Enabled, from})
 	}
 	for _, v := range t.Template {
-		versions = append(versions, v.Version)
+		rows = append(rows, row{v.Enabled, fromText(v.From)})
 	}
 	for _, v := range t.Serverless {
-		versions = append(versions, v.Version)
+		rows = append(rows, row{v.Enabled, fromText(v.From)})
+	}
+	for _, v := range t.Signup {
+		rows = append(rows, row{v.Enabled, fromText(v.From)})
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROGRAM\tID\tFROM\tENABLED\tSHA256\tSUMMARY")
 	for i, r := range t.Records() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\n", r.Program, r.ID, fromText(r.From), versions[i].Enabled, r.SHA256[:12],
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\n", r.Program, r.ID, rows[i].from, rows[i].enabled, r.SHA256[:12],
 			terms.Describe(t, r.Program, r.ID))
 	}
 	return tw.Flush()

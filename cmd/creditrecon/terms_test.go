@@ -45,6 +45,11 @@ func TestTermsCheck(t *testing.T) {
 				"pod 3%, serverless 5%, other products nothing; 6mo window; from 0 referrals and 0.00 USD of referral spend, no acceptance needed; new accounts only",
 				"serverless_referral  ended-2025-06   2025-06-16  false",
 				"disabled: earns nothing\n",
+				// SPEC 8: the affiliate tier binds by enrollment, not by date, and pays cash.
+				"referral             affiliate-2025  enrollment  true",
+				"partner tier (by enrollment): pod 10%, serverless 10%, other products nothing; 6mo window; paid in cash\n",
+				"signup_bonus         runpod-2025-06  2025-06-16  true",
+				"5.00 USD in 32 fixed countries, elsewhere a draw of 5.00 (85%), 10.00 (11%), 25.00 (2.5%), 50.00 (1%), 100.00 (0.4%), 500.00 (0.1%)",
 			},
 		},
 		{
