@@ -26,6 +26,14 @@ func day(f *fixture, rng *rand.Rand, d time.Time, users []string) {
 		product := []string{"pod", "serverless", "storage"}[rng.IntN(3)]
 		f.usage(users[rng.IntN(len(users))], product, []string{"", "tpl1", "tpl2"}[rng.IntN(3)], amount, rng.Int64N(30000), at.Format(time.RFC3339Nano))
 	}
+	for range 3 + rng.IntN(4) { // credit loads, some of them late, now and then a refund
+		at := d.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
+		if rng.IntN(4) == 0 {
+			at = at.AddDate(0, 0, -1-rng.IntN(10))
+		}
+		amount := []string{"5.00", "9.99", "10", "25", "-10"}[rng.IntN(5)]
+		f.load(users[rng.IntN(len(users))], amount, at.Format(time.RFC3339Nano))
+	}
 	if rng.IntN(4) == 0 {
 		f.usage("ghost", "pod", "tpl1", "5", 100, d.Format(time.RFC3339))
 	}
@@ -34,7 +42,8 @@ func day(f *fixture, rng *rand.Rand, d time.Time, users []string) {
 // aggregateQueries read a run's aggregates and anomalies.
 var aggregateQueries = map[string]string{
 	"referrals": `SELECT referred_user_id, referrer_id, usage_rows, spend_usd, serverless_rows, serverless_usd, terms_id, earned_usd,
-		serverless_terms_id FROM run_referrals WHERE run_id = %d`,
+		serverless_terms_id, tier_terms_id, tier_rows, tier_spend_usd, tier_earned_usd FROM run_referrals WHERE run_id = %d`,
+	"signups":   `SELECT referred_user_id, referrer_id, terms_id, loads_usd, referrer_country, referred_country FROM run_signups WHERE run_id = %d`,
 	"templates": `SELECT template_id, creator_id, usage_rows, runtime_seconds, spend_usd, terms_id, earned_usd FROM run_templates WHERE run_id = %d`,
 	"anomalies": `SELECT usage_event_id, reason FROM run_anomalies WHERE run_id = %d`,
 }
@@ -75,9 +84,12 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			f := newFixture(t)
 			if trial > 0 {
 				f.useTerms(randomTerms(rng, date("2026-01-01"), 38))
+				f.r.Config.DrawSecret = []byte(secret)
 			}
 			history(f, rng)
 			f.exec(`INSERT INTO users VALUES ('late_ref', '2026-01-01')`)
+			f.exec(`UPDATE users SET country = (ARRAY['DE', 'US', NULL, 'zz', ' fr'])[1 + abs(hashtext(id)) % 5]`)
+			f.exec(`INSERT INTO partner_enrollments (referrer_id, tier, enrolled_from, enrolled_by) VALUES ('ref1', 'partner', '2026-01-20', 'test')`)
 			users := []string{"maker1", "maker2", "ref1_u1", "ref1_u2", "ref2_u3", "ref3_u4", "ref3_u5", "late_ref"}
 			ctx := context.Background()
 			incremental := 0

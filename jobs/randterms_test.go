@@ -46,6 +46,10 @@ func randomTerms(rng *rand.Rand, start time.Time, days int) string {
 			fmt.Fprintf(&b, "      cap_usd: %q\n", pick("5.00", "30.00"))
 		}
 	}
+	// A partner tier after the dated versions, enrolled by the tests.
+	fmt.Fprintf(&b, "    - id: partner\n      tier: true\n      payout: %s\n      rates: [{products: {pod: %q, \"*\": %q}}]\n"+
+		"      window: %s\n      min_referrals: 0\n      min_spend_usd: \"0\"\n      requires_acceptance: false\n",
+		pick("cash", "credits"), rate(), rate(), pick("20d", "1mo", "lifetime"))
 	b.WriteString("  template:\n")
 	for i, from := range append([]string{""}, froms(rng.IntN(2))...) {
 		fmt.Fprintf(&b, "    - id: t%d\n", i)
@@ -74,6 +78,19 @@ func randomTerms(rng *rand.Rand, start time.Time, days int) string {
 		fmt.Fprintf(&b, "      products: %s\n      threshold_usd: %q\n      referrer_bonus_usd: \"5.00\"\n      referred_bonus_usd: \"7.00\"\n",
 			pick("[serverless]", "[serverless, pod]"), pick("20.00", "50.00"))
 		fmt.Fprintf(&b, "      window: %s\n", pick("lifetime", "15d", "1mo"))
+		if rng.IntN(3) == 0 {
+			fmt.Fprintf(&b, "      max_account_age: %s\n", pick("48h", "30d"))
+		}
+	}
+	b.WriteString("  signup_bonus:\n")
+	for i, from := range append([]string{""}, froms(rng.IntN(2))...) {
+		fmt.Fprintf(&b, "    - id: b%d\n", i)
+		if from != "" {
+			fmt.Fprintf(&b, "      from: %s\n", from)
+		}
+		fmt.Fprintf(&b, "      min_load_usd: %q\n      fixed_usd: \"5.00\"\n      fixed_countries: [DE, FR]\n      unknown_country: %s\n",
+			pick("10.00", "30.00"), pick("fixed", "draw"))
+		b.WriteString("      draw: [{usd: \"5.00\", weight: 85}, {usd: \"10.00\", weight: 11}, {usd: \"100.00\", weight: 4}]\n")
 		if rng.IntN(3) == 0 {
 			fmt.Fprintf(&b, "      max_account_age: %s\n", pick("48h", "30d"))
 		}

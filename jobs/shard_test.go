@@ -118,8 +118,12 @@ func TestShardsEqualOneRun(t *testing.T) {
 func shardsEqualOneRun(t *testing.T, terms string) {
 	one, sharded := shardPopulation(t), shardPopulation(t)
 	if terms != "" {
-		one.useTerms(terms)
-		sharded.useTerms(terms)
+		for _, f := range []*fixture{one, sharded} {
+			f.useTerms(terms)
+			f.r.Config.DrawSecret = []byte(secret)
+			f.exec(`INSERT INTO partner_enrollments (referrer_id, tier, enrolled_from, enrolled_by)
+				SELECT referrer_id, 'partner', '2026-01-15', 'test' FROM referrals GROUP BY referrer_id ORDER BY count(*) DESC, referrer_id LIMIT 3`)
+		}
 	}
 	oneDir, shardedDir := withFileReports(t, one), withFileReports(t, sharded)
 
@@ -173,10 +177,14 @@ func shardsEqualOneRun(t *testing.T, terms string) {
 	if len(a) != 8 || len(b) != 8 {
 		t.Fatalf("report files: unsharded %d, sharded %d, want 8 each", len(a), len(b))
 	}
-	for _, name := range []string{"referrers.csv", "templates.csv", "serverless_referrals.csv", "anomalies.csv"} {
+	for _, name := range []string{"referrers.csv", "templates.csv", "serverless_referrals.csv", "signup_bonuses.csv", "anomalies.csv"} {
 		if !bytes.Equal(a[name], b[name]) {
 			t.Errorf("%s: the shards' merged report differs from the unsharded run's", name)
 		}
+	}
+	pa, pb := withoutColumns(t, a["payouts.csv"], "grant_id"), withoutColumns(t, b["payouts.csv"], "grant_id")
+	if !slices.EqualFunc(pa, pb, slices.Equal) {
+		t.Errorf("payouts.csv: %d rows unsharded, %d sharded, or they differ", len(pa)-1, len(pb)-1)
 	}
 	ga, gb := withoutColumns(t, a["grants.csv"], "grant_id", "run_id", "created_at"), withoutColumns(t, b["grants.csv"], "grant_id", "run_id", "created_at")
 	if !slices.EqualFunc(ga, gb, slices.Equal) || len(ga) < 2 {

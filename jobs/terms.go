@@ -105,10 +105,16 @@ func checkAppendOnly(recorded []RecordedVersion, latest time.Time, t reconcile.T
 	}
 	// A ledger with no terms recorded (runs from before terms existed) takes the terms of its
 	// first run: they record what is in use from then on.
+	// A partner tier binds nothing by date: only enrollments route usage to it, so a new tier
+	// re-prices nothing by itself.
+	tiers := map[string]bool{}
+	for _, v := range t.Referral {
+		tiers[string(reconcile.Referral)+"/"+v.ID] = v.Tier
+	}
 	if !latest.IsZero() && len(recorded) > 0 {
 		for _, v := range t.Records() {
 			name := string(v.Program) + "/" + v.ID
-			if known[name] || v.From.After(latest) || v.From.Equal(latest) && !v.From.IsZero() {
+			if known[name] || tiers[name] || v.From.After(latest) || v.From.Equal(latest) && !v.From.IsZero() {
 				continue
 			}
 			retroactive = true

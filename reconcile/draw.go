@@ -28,7 +28,8 @@ type Drawn struct {
 // n is the first 8 bytes, big-endian, of HMAC-SHA256(secret, "signup_bonus|<version>|<referred
 // user>|<role>"), u = n / 2^64, and the amount is the first entry whose cumulative weight exceeds
 // u × the total weight, compared exactly in integers. Nobody without the secret can predict it,
-// and anybody with it can recompute it. table must have positive weights.
+// and anybody with it can recompute it. table must have positive weights; with no table, only u
+// is drawn (Entry -1, USD zero).
 func Draw(secret []byte, versionID, referredUser, role string, table []DrawEntry) Drawn {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("signup_bonus|" + versionID + "|" + referredUser + "|" + role))
@@ -49,7 +50,7 @@ func Draw(secret []byte, versionID, referredUser, role string, table []DrawEntry
 			return Drawn{U: u, N: n, Entry: i, USD: e.USD}
 		}
 	}
-	// Unreachable with positive weights: u < 1, so the last cumulative weight exceeds u × total.
-	last := len(table) - 1
-	return Drawn{U: u, N: n, Entry: last, USD: table[last].USD}
+	// Only without a table: with positive weights u < 1, so the last cumulative weight exceeds
+	// u × total.
+	return Drawn{U: u, N: n, Entry: -1}
 }

@@ -51,6 +51,6 @@ SELECT referrer_id, terms_id,
        coalesce(g.granted_as_of, 0) AS granted_as_of
   FROM counts c
   FULL JOIN granted g USING (referrer_id, terms_id)
-  LEFT JOIN spend s USING (referrer_id, terms_id)
+  FULL JOIN spend s USING (referrer_id, terms_id) -- a partner tier's account has spend, and no referral bound to it
   LEFT JOIN referral_acceptances a USING (referrer_id)
  ORDER BY referrer_id COLLATE "C", terms_id COLLATE "C";
