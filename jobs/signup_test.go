@@ -210,11 +210,11 @@ func TestPartnerTier(t *testing.T) {
 	f := signupFixture(t)
 	f.refer("aff", "US", "beta", "US", "2026-01-01", "2026-01-01")
 	f.refer("aff", "US", "late", "US", "2026-01-01", "2026-02-10")
-	f.usage("beta", "pod", "", "100", 0, "2026-01-20")      // before the enrollment: seed, credits (2.00)
-	f.usage("beta", "pod", "", "100", 0, "2026-02-15")      // after it, but past beta's tier window (01-01 + 1mo): seed (2.00)
-	f.usage("late", "pod", "", "100", 0, "2026-02-15")      // inside late's tier window: tier, cash (10.00)
-	f.usage("late", "storage", "", "100", 0, "2026-02-16")  // inside it, no tier rate: earns nothing
-	f.usage("late", "pod", "", "100", 0, "2026-03-11")      // past late's window: back to seed (2.00)
+	f.usage("beta", "pod", "", "100", 0, "2026-01-20")     // before the enrollment: seed, credits (2.00)
+	f.usage("beta", "pod", "", "100", 0, "2026-02-15")     // after it, but past beta's tier window (01-01 + 1mo): seed (2.00)
+	f.usage("late", "pod", "", "100", 0, "2026-02-15")     // inside late's tier window: tier, cash (10.00)
+	f.usage("late", "storage", "", "100", 0, "2026-02-16") // inside it, no tier rate: earns nothing
+	f.usage("late", "pod", "", "100", 0, "2026-03-11")     // past late's window: back to seed (2.00)
 	f.run("2026-02-01")
 	if _, _, err := f.st.Enroll(context.Background(), jobs.Enrollment{ReferrerID: "aff", Tier: "partner", From: date("2026-02-01"),
 		EnrolledBy: "test"}); err != nil {
