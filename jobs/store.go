@@ -347,6 +347,21 @@ type RunRecord struct {
 // Shard returns the shard the run processed.
 func (r RunRecord) Shard() Shard { return shardOf(r.ShardIndex, r.ShardCount) }
 
+// CashGranted is the part of the run's grants paid in cash, from its recorded totals (zero for a
+// run that recorded none).
+func (r RunRecord) CashGranted() decimal.Decimal {
+	var programs map[string]struct {
+		Cash decimal.Decimal `json:"cash_usd"`
+	}
+	var cash decimal.Decimal
+	if json.Unmarshal(r.Totals, &programs) == nil {
+		for _, p := range programs {
+			cash = cash.Add(p.Cash)
+		}
+	}
+	return cash
+}
+
 // TermsLabel names the run's terms in a word: the first 12 hex digits of its terms file's
 // SHA-256, "built-in" for the built-in terms, "-" for a run from before terms; "+retroactive"
 // when the run was allowed to re-price counted usage.

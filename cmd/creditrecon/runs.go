@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/runpod/creditrecon/jobs"
 )
 
 func cmdRuns(ctx context.Context, e *env, args []string) error {
@@ -44,7 +46,7 @@ func cmdRuns(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSHARD\tAS_OF\tSTATUS\tSTARTED\tDURATION\tTERMS\tUSAGE_ROWS\tANOMALIES\tGRANTS\tAMOUNT_USD\tERROR")
+	fmt.Fprintln(tw, "ID\tKIND\tSHARD\tAS_OF\tSTATUS\tSTARTED\tDURATION\tTERMS\tUSAGE_ROWS\tANOMALIES\tGRANTS\tAMOUNT_USD\tCASH_USD\tERROR")
 	for _, r := range runs {
 		duration := "-"
 		if r.FinishedAt != nil {
@@ -54,9 +56,9 @@ func cmdRuns(ctx context.Context, e *env, args []string) error {
 		if shard == "" {
 			shard = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, shard, r.AsOf.UTC().Format(time.RFC3339), r.Status,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, shard, r.AsOf.UTC().Format(time.RFC3339), r.Status,
 			r.StartedAt.UTC().Format(time.RFC3339), duration, r.TermsLabel(), orDash(r.UsageRows), orDash(r.Anomalies), orDash(r.GrantsWritten),
-			orDash(r.AmountGranted), orDash(r.Error))
+			orDash(r.AmountGranted), cash(r), orDash(r.Error))
 	}
 	return tw.Flush()
 }
@@ -66,4 +68,12 @@ func orDash[T any](p *T) string {
 		return "-"
 	}
 	return fmt.Sprint(*p)
+}
+
+// cash is the part of a run's amount paid in cash ("-" for a run that granted nothing).
+func cash(r jobs.RunRecord) string {
+	if r.AmountGranted == nil {
+		return "-"
+	}
+	return r.CashGranted().StringFixed(2)
 }

@@ -11,7 +11,7 @@ import (
 // explain, simulate and verify.
 func TestTermsThroughTheBinary(t *testing.T) {
 	db, dsn := newFixture(t)
-	env := dbEnv(t, dsn)
+	env := append(dbEnv(t, dsn), "CREDITRECON_DRAW_SECRET=an e2e draw secret of 32 bytes or more")
 	const file = "../../terms/runpod-2025.yaml"
 
 	code, _, stderr := runProc(t, env, "run", "--as-of", cutoff, "--terms", file, "--referral-rate", "0.05")
@@ -33,8 +33,8 @@ func TestTermsThroughTheBinary(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM credit_grants WHERE program = 'serverless_referral'`); n != 0 {
 		t.Errorf("%d serverless bonuses for referrals after the program ended, want 0", n)
 	}
-	if n := count(t, db, `SELECT count(*) FROM terms_versions`); n != 5 {
-		t.Errorf("terms_versions holds %d versions, want the 5 in use", n)
+	if n := count(t, db, `SELECT count(*) FROM terms_versions`); n != 7 {
+		t.Errorf("terms_versions holds %d versions, want the 7 in use", n)
 	}
 	code, stdout, stderr := runProc(t, env, "runs", "--json")
 	var rec struct {
@@ -44,8 +44,25 @@ func TestTermsThroughTheBinary(t *testing.T) {
 		}
 	}
 	if code != 0 || json.Unmarshal([]byte(strings.SplitN(stdout, "\n", 2)[0]), &rec) != nil ||
-		len(rec.Terms.FileSHA256) != 64 || len(rec.Terms.Versions) != 5 {
-		t.Errorf("runs --json: exit %d, the run's terms %+v; want the file's SHA-256 and 5 versions\n%s%s", code, rec.Terms, stdout, stderr)
+		len(rec.Terms.FileSHA256) != 64 || len(rec.Terms.Versions) != 7 {
+		t.Errorf("runs --json: exit %d, the run's terms %+v; want the file's SHA-256 and 7 versions\n%s%s", code, rec.Terms, stdout, stderr)
+	}
+
+	// Partner tiers: an unknown tier and a second enrollment are refused, and nothing changes.
+	code, _, stderr = runProc(t, env, "enroll", "ref_alice", "--tier", "gold", "--from", "2026-03-01", "--by", "ops", "--terms", file)
+	if code != 2 || !strings.Contains(stderr, `"gold" is not a partner tier`) || !strings.Contains(stderr, "affiliate-2025") {
+		t.Errorf("enroll into an unknown tier: exit %d, want 2 naming the tiers\n%s", code, stderr)
+	}
+	if code, stdout, stderr = runProc(t, env, "enroll", "ref_alice", "--tier", "affiliate-2025", "--from", "2026-03-01", "--by", "ops",
+		"--note", "25 paying referrals", "--terms", file); code != 0 || !strings.Contains(stdout, "enrolled ref_alice") {
+		t.Errorf("enroll: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr = runProc(t, env, "enroll", "ref_alice", "--tier", "affiliate-2025", "--from", "2026-04-01", "--by", "ops", "--terms", file)
+	if code != 2 || !strings.Contains(stderr, "already enrolled in tier affiliate-2025 from 2026-03-01") {
+		t.Errorf("a second enrollment: exit %d, want 2 naming the first\n%s", code, stderr)
+	}
+	if n := count(t, db, `SELECT count(*) FROM partner_enrollments`); n != 1 {
+		t.Errorf("%d enrollments, want 1", n)
 	}
 
 	code, stdout, _ = runProc(t, env, "explain", "ref_alice", "--as-of", cutoff, "--terms", file)
