@@ -10,7 +10,7 @@ import (
 )
 
 func cmdEnroll(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "enroll", "enroll REFERRER_ID --tier TIER --from DATE --by NAME [--note TEXT]",
+	fs := newFlagSet(e, "enroll", "enroll REFERRER_ID --tier TIER --from DATE --by NAME [--note TEXT] [--allow-retroactive]",
 		`creditrecon enroll user_123 --tier affiliate-2025 --from 2026-03-01 --by alice --note "SUP-77: 25 paying referrals"`)
 	s := &settings{fs: fs}
 	var c common
@@ -21,6 +21,8 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	from := fs.String("from", "", "the enrollment date (required): DATE or TIME; usage from then earns under the tier")
 	by := fs.String("by", "", "who enrolls (required): an operator's name, recorded for audit")
 	note := fs.String("note", "", "free text, e.g. the ticket")
+	retroactive := fs.Bool("allow-retroactive", false, "accept a --from before the latest successful cutoff: usage runs have "+
+		"paid under the referrals' own versions moves to the tier (they then report clawback due)")
 	rest, err := s.parse(args)
 	if err != nil {
 		return err
@@ -68,6 +70,13 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if _, latest, err := st.TermsInUse(ctx); err != nil {
+		return err
+	} else if start.Before(latest) && !*retroactive {
+		return usageErrorf("from: %s is before the latest successful cutoff %s: usage already paid under the referrals' own terms "+
+			"would move to the tier and be paid again in cash; enroll from a later date, or price it with `creditrecon simulate` "+
+			"and pass --allow-retroactive", start.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
+	}
 	created, existing, err := st.Enroll(ctx, jobs.Enrollment{ReferrerID: rest[0], Tier: *tier, From: start, EnrolledBy: *by, Note: *note})
 	if err != nil {
 		return err

@@ -61,6 +61,10 @@ func TestTermsThroughTheBinary(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "already enrolled in tier affiliate-2025 from 2026-03-01") {
 		t.Errorf("a second enrollment: exit %d, want 2 naming the first\n%s", code, stderr)
 	}
+	code, _, stderr = runProc(t, env, "enroll", "ref_bob", "--tier", "affiliate-2025", "--from", "2026-02-01", "--by", "ops", "--terms", file)
+	if code != 2 || !strings.Contains(stderr, "before the latest successful cutoff") {
+		t.Errorf("an enrollment dated before the latest cutoff: exit %d, want 2\n%s", code, stderr)
+	}
 	if n := count(t, db, `SELECT count(*) FROM partner_enrollments`); n != 1 {
 		t.Errorf("%d enrollments, want 1", n)
 	}
