@@ -99,6 +99,8 @@ type Snapshot interface {
 	Grants(ctx context.Context, f GrantFilter, fn func(GrantRecord) error) error
 	// GrantTotals sums grants per program as of a cutoff.
 	GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]GrantTotal, error)
+	// LedgerSummary reads what the summary page shows of the ledger (see jobs/summary.go).
+	LedgerSummary(ctx context.Context, q LedgerQuery) (LedgerSummary, error)
 }
 
 // AggregateInput says what a run aggregates: usage before the usage cutoff (AsOf less the
