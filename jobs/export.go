@@ -65,6 +65,7 @@ func (r *Runner) export(ctx context.Context, rd Reader, asOf time.Time) (reports
 			Version:      latest.Version,
 			AnomalyCount: set.Anomalies,
 			Totals:       src.controlTotals,
+			Summary:      src.summary,
 			PayoutTotals: map[string]reports.PayoutTotals{},
 		}
 		for p, t := range payouts {
@@ -125,6 +126,7 @@ type reportSource struct {
 	runIDs []int64
 	asOf   time.Time
 	totals map[string]reports.ProgramTotals
+	sum    summaryTally // what summary.html shows of the accounts (summary.go)
 }
 
 func (src *reportSource) add(p reconcile.Program, usageRows int64, spend, earned decimal.Decimal) {
@@ -167,6 +169,7 @@ func (src *reportSource) Referrers(ctx context.Context, fn func(reports.Referrer
 		t.Granted = t.GrantedAsOf
 		d := p.EvaluateReferrer(t)
 		src.add(reconcile.Referral, t.UsageRows, d.Spend, d.Earned)
+		src.tallyReferrer(t, d)
 		return fn(reports.ReferrerRow{ReferrerID: t.ReferrerID, TermsID: t.TermsID, Referrals: t.Referrals, NotNewReferrals: t.NotNew, ReferralSpendUSD: d.Spend,
 			EarnedUSD: d.Earned, TargetUSD: d.Target, GrantedUSD: d.Granted, ClawbackDueUSD: d.ClawbackDue,
 			Accepted: t.Accepted, Status: d.Status, StatusReason: d.Reason})
@@ -179,6 +182,7 @@ func (src *reportSource) Templates(ctx context.Context, fn func(reports.Template
 		t.Granted = t.GrantedAsOf
 		d := p.EvaluateTemplate(t)
 		src.add(reconcile.Template, t.UsageRows, d.Spend, d.Earned)
+		src.tallyTemplate(t, d)
 		return fn(reports.TemplateRow{TemplateID: t.TemplateID, TermsID: t.TermsID, CreatorID: t.CreatorID, RuntimeSeconds: t.RuntimeSeconds,
 			TemplateSpendUSD: d.Spend, EarnedUSD: d.Earned, TargetUSD: d.Target, GrantedUSD: d.Granted,
 			ClawbackDueUSD: d.ClawbackDue, Status: d.Status, StatusReason: d.Reason})
@@ -193,6 +197,7 @@ func (src *reportSource) ServerlessReferrals(ctx context.Context, fn func(report
 		t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
 		ds := p.EvaluateServerless(t)
 		src.add(reconcile.ServerlessReferral, t.UsageRows, t.Spend, ds[0].Earned.Add(ds[1].Earned))
+		src.tallyServerless(t, ds)
 		if !ds[0].Eligible && ds[0].Granted.IsZero() && ds[1].Granted.IsZero() {
 			return nil
 		}
@@ -215,6 +220,7 @@ func (src *reportSource) SignupBonuses(ctx context.Context, fn func(reports.Sign
 			return err
 		}
 		src.add(reconcile.SignupBonus, 0, t.Loads, ds[0].Earned.Add(ds[1].Earned))
+		src.tallySignup(t, ds)
 		for _, d := range ds {
 			row := reports.SignupBonusRow{ReferredUserID: t.ReferredUserID, ReferrerID: t.ReferrerID, TermsID: t.TermsID,
 				Role: d.Role, BeneficiaryID: d.BeneficiaryID, LoadsUSD: t.Loads, Reached: d.Eligible, AmountUSD: d.Target,

@@ -174,8 +174,8 @@ func shardsEqualOneRun(t *testing.T, terms string) {
 	}
 
 	a, b := readAll(t, filepath.Join(oneDir, "dt=2026-02-02")), readAll(t, filepath.Join(shardedDir, "dt=2026-02-02"))
-	if len(a) != 8 || len(b) != 8 {
-		t.Fatalf("report files: unsharded %d, sharded %d, want 8 each", len(a), len(b))
+	if len(a) != 9 || len(b) != 9 {
+		t.Fatalf("report files: unsharded %d, sharded %d, want 9 each", len(a), len(b))
 	}
 	for _, name := range []string{"referrers.csv", "templates.csv", "serverless_referrals.csv", "signup_bonuses.csv", "anomalies.csv"} {
 		if !bytes.Equal(a[name], b[name]) {
@@ -198,9 +198,10 @@ func shardsEqualOneRun(t *testing.T, terms string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(ma.ControlTotals) != fmt.Sprint(mb.ControlTotals) || ma.Anomalies != mb.Anomalies {
-		t.Errorf("manifests differ:\nunsharded %v, %d anomalies\nsharded   %v, %d anomalies", ma.ControlTotals, ma.Anomalies,
-			mb.ControlTotals, mb.Anomalies)
+	if fmt.Sprint(ma.ControlTotals) != fmt.Sprint(mb.ControlTotals) || ma.Anomalies != mb.Anomalies ||
+		fmt.Sprint(ma.Liability) != fmt.Sprint(mb.Liability) || len(ma.Liability) != 3 {
+		t.Errorf("manifests differ:\nunsharded %v, %d anomalies, liability %v\nsharded   %v, %d anomalies, liability %v",
+			ma.ControlTotals, ma.Anomalies, ma.Liability, mb.ControlTotals, mb.Anomalies, mb.Liability)
 	}
 	if len(mb.ShardRunIDs) != 3 || mb.ShardRunIDs[1] != again.RunID {
 		t.Errorf("manifest shard_run_ids %v, want 3 runs with shard 1's newest (%d)", mb.ShardRunIDs, again.RunID)
@@ -236,8 +237,8 @@ func TestReportsWaitForEveryShard(t *testing.T) {
 	if man.RunID != res.RunID || len(man.ShardRunIDs) != 2 {
 		t.Errorf("manifest after the last shard: run %d, shards %v; want run %d and two shards", man.RunID, man.ShardRunIDs, res.RunID)
 	}
-	if len(readAll(t, filepath.Join(dir, "dt=2026-01-31"))) != 8 {
-		t.Error("the last shard did not write six report files")
+	if len(readAll(t, filepath.Join(dir, "dt=2026-01-31"))) != 9 {
+		t.Error("the last shard did not write the nine report files")
 	}
 }
 

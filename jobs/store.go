@@ -112,6 +112,8 @@ type Snapshot interface {
 	GrantTotals(ctx context.Context, asOf time.Time) (map[reconcile.Program]GrantTotal, error)
 	// PayoutTotals sums grants per payout (credits, cash) as of a cutoff.
 	PayoutTotals(ctx context.Context, asOf time.Time) (map[string]GrantTotal, error)
+	// LedgerSummary reads what the summary page shows of the ledger (see jobs/summary.go).
+	LedgerSummary(ctx context.Context, q LedgerQuery) (LedgerSummary, error)
 }
 
 // AggregateInput says what a run aggregates: usage before the usage cutoff (AsOf less the

@@ -11,6 +11,7 @@
 //	dt=2026-02-01/templates.csv              one row per template (Template Program)
 //	dt=2026-02-01/serverless_referrals.csv   one row per referral past the serverless threshold
 //	dt=2026-02-01/anomalies.csv              one row per usage row excluded from earnings
+//	dt=2026-02-01/summary.html               the night on one page, for people
 //	dt=2026-02-01/manifest.json              written last: present means the set is complete
 //
 // The CSV files follow RFC 4180: UTF-8, CRLF line ends, one header row, fields quoted only
@@ -25,12 +26,24 @@
 // that a spreadsheet does not run it as a formula; remove one leading quote from a text cell
 // to recover the stored value. Money columns are never altered: -3.50 stays -3.50.
 //
+// # Summary page
+//
+// summary.html renders, with html/template, what the rows and the manifest say and what the
+// caller adds (ManifestInfo.Summary: a 90-day trend of grants, the top beneficiaries, the
+// accounts closest to a threshold, the liability, the terms versions). It is self-contained: inline
+// CSS and SVG (chart.go draws the charts), no script, no external reference, and a
+// Content-Security-Policy that forbids every fetch. Each figure the manifest also holds is taken
+// from the manifest and marked with data-figure (its JSON path) and data-value, so tests compare
+// the two. It has no generation time either, so it regenerates byte for byte. It is written after
+// the tie-out, and says whether the set ties out; when it does not, no manifest follows.
+//
 // # Manifest
 //
 // manifest.json holds the run id, the cutoff (as_of), the business date, the binary's
-// version, the program parameters, the control totals per program (usage rows and usage
-// considered, earned, granted as of the cutoff, granted to date), the anomaly count, and for
-// every CSV file its key, row count (without header), byte size and hex SHA-256. Amounts are
+// version, the program parameters and terms, the control totals per program (usage rows and usage
+// considered, earned, granted as of the cutoff, granted to date), with a summary the liability
+// per program (accrued, waiting, clawback due), the anomaly count, and for every file its key,
+// row count (CSV records without header; 0 for summary.html), byte size and hex SHA-256. Amounts are
 // JSON strings. It has no generation time, so regenerating a set from unchanged data gives
 // byte-identical objects, the manifest included. Export writes the manifest only after the
 // CSV sums tie out to the control totals computed from the database: grants.csv amount_usd

@@ -112,6 +112,9 @@ type ManifestInfo struct {
 	// reads the granted totals from the database independently.
 	Totals       func(ctx context.Context) (map[string]ProgramTotals, error)
 	AnomalyCount int64
+	// Summary, when set, is called after the CSVs are written and tied out: Export then renders
+	// summary.html from it, the manifest and the rows, and the manifest gains its Liability.
+	Summary func(ctx context.Context) (Summary, error)
 }
 
 // Manifest is the content of manifest.json.
@@ -125,14 +128,15 @@ type Manifest struct {
 	Terms         json.RawMessage          `json:"terms,omitempty"`
 	ControlTotals map[string]ProgramTotals `json:"control_totals"`
 	PayoutTotals  map[string]PayoutTotals  `json:"payout_totals"`
+	Liability     map[string]Liability     `json:"liability,omitempty"` // with a summary
 	Anomalies     int64                    `json:"anomalies"`
 	Files         []File                   `json:"files"`
 }
 
-// File describes one CSV file of a report set.
+// File describes one file of a report set: a CSV file, or summary.html.
 type File struct {
 	Key    string `json:"key"`    // relative to the REPORTS_URL, e.g. dt=2026-02-01/grants.csv
-	Rows   int64  `json:"rows"`   // excluding the header row
+	Rows   int64  `json:"rows"`   // CSV records excluding the header row; 0 for summary.html
 	Bytes  int64  `json:"bytes"`  // size of the file
 	SHA256 string `json:"sha256"` // hex SHA-256 of the file
 }
@@ -163,11 +167,13 @@ func Prefix(businessDate string) string { return "dt=" + businessDate + "/" }
 
 // Export writes the report set of m.BusinessDate to sink: grants.csv, referrers.csv,
 // templates.csv, serverless_referrals.csv and anomalies.csv under Prefix(m.BusinessDate),
-// each streamed from src, then manifest.json last, so its presence means the set is complete.
-// Before writing it removes the set's previous manifest. When the CSV sums do not equal
-// m.ControlTotals it returns a *TieOutError and writes no manifest. Other errors come from
-// src, from sink, or from an amount in a whole-cents column that has a fraction of a cent;
-// they leave no manifest either. Given the same rows and m, the files are byte-identical.
+// each streamed from src, then summary.html when m.Summary is set, then manifest.json last, so
+// its presence means the set is complete. Before writing it removes the set's previous manifest.
+// When the CSV sums do not equal m.ControlTotals it returns a *TieOutError and writes no
+// manifest (summary.html, when set, says the set does not tie out). Other errors come from
+// src, from sink, from m.Summary, or from an amount in a whole-cents column that has a fraction
+// of a cent; they leave no manifest either. Given the same rows and m, the files are
+// byte-identical.
 func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifest, error) {
 	if _, err := time.Parse(time.DateOnly, m.BusinessDate); err != nil {
 		return Manifest{}, fmt.Errorf("export: business date %q is not YYYY-MM-DD", m.BusinessDate)
@@ -189,12 +195,13 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 	payouts := map[string]PayoutTotals{payoutCredits: {}, payoutCash: {}}
 	maps.Copy(payouts, m.PayoutTotals)
 	var sum sums
+	var seen tally
 	steps := []struct {
 		name  string
 		write func(key string) (File, error)
 	}{
 		{"grants.csv", func(key string) (File, error) {
-			return writeCSV(ctx, sink, key, src.Grants, sum.grant)
+			return writeCSV(ctx, sink, key, src.Grants, func(r GrantRow) { sum.grant(r); seen.grant(r) })
 		}},
 		{"referrers.csv", func(key string) (File, error) {
 			return writeCSV(ctx, sink, key, src.Referrers, func(r ReferrerRow) {
@@ -222,7 +229,7 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 			})
 		}},
 		{"anomalies.csv", func(key string) (File, error) {
-			return writeCSV(ctx, sink, key, src.Anomalies, func(AnomalyRow) {})
+			return writeCSV(ctx, sink, key, src.Anomalies, seen.anomaly)
 		}},
 	}
 	man := Manifest{
@@ -251,8 +258,16 @@ func Export(ctx context.Context, sink Sink, m ManifestInfo, src Source) (Manifes
 		}
 		maps.Copy(totals, late)
 	}
-	if err := sum.tieOut(totals, payouts, man.Files[len(man.Files)-1].Rows, m.AnomalyCount); err != nil {
-		return Manifest{}, fmt.Errorf("export dt=%s: %w", m.BusinessDate, err)
+	tie := sum.tieOut(totals, payouts, man.Files[len(man.Files)-1].Rows, m.AnomalyCount)
+	if m.Summary != nil {
+		f, err := writeSummary(ctx, sink, dir+summaryName, m, &man, seen, tie)
+		if err != nil {
+			return Manifest{}, fmt.Errorf("export %s: %w", dir+summaryName, err)
+		}
+		man.Files = append(man.Files, f)
+	}
+	if tie != nil {
+		return Manifest{}, fmt.Errorf("export dt=%s: %w", m.BusinessDate, tie)
 	}
 
 	body, err := json.MarshalIndent(man, "", "  ")

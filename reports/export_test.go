@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // reportFiles are the objects of a set, in the order the manifest lists the CSVs.
 var reportFiles = []string{"grants.csv", "referrers.csv", "templates.csv",
-	"serverless_referrals.csv", "signup_bonuses.csv", "payouts.csv", "anomalies.csv", "manifest.json"}
+	"serverless_referrals.csv", "signup_bonuses.csv", "payouts.csv", "anomalies.csv", "summary.html", "manifest.json"}
 
 func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 
@@ -165,6 +165,8 @@ func fixtureInfo() ManifestInfo {
 			"credits": {GrantsAsOf: 4, GrantedAsOfUSD: d("1058.14"), GrantedToDateUSD: d("1083.14")},
 		},
 		AnomalyCount: 3,
+		Terms:        json.RawMessage(fixtureTerms),
+		Summary:      func(context.Context) (Summary, error) { return fixtureSummary(), nil },
 	}
 }
 
@@ -218,8 +220,8 @@ func checkGolden(t *testing.T, s Sink) {
 // finance analyst would with sha256sum.
 func checkManifest(t *testing.T, s Sink, man Manifest) {
 	t.Helper()
-	if len(man.Files) != 7 {
-		t.Fatalf("manifest lists %d files, want 7", len(man.Files))
+	if len(man.Files) != 8 {
+		t.Fatalf("manifest lists %d files, want 8", len(man.Files))
 	}
 	for i, f := range man.Files {
 		if want := "dt=2026-02-04/" + reportFiles[i]; f.Key != want {
@@ -232,6 +234,12 @@ func checkManifest(t *testing.T, s Sink, man Manifest) {
 		}
 		if int64(len(b)) != f.Bytes {
 			t.Errorf("%s has %d bytes, manifest says %d", f.Key, len(b), f.Bytes)
+		}
+		if !strings.HasSuffix(f.Key, ".csv") {
+			if f.Rows != 0 {
+				t.Errorf("%s: rows %d, want 0 (not a CSV file)", f.Key, f.Rows)
+			}
+			continue
 		}
 		records, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 		if err != nil {
@@ -393,8 +401,9 @@ func (o *failingObject) Write(p []byte) (int, error) {
 }
 
 func TestExportWriteFailure(t *testing.T) {
-	// The files of the fixture end at 945, 1337, 1672, 1853 and 2135 bytes; the manifest follows.
-	for _, limit := range []int64{0, 100, 1500, 1700, 2000, 2500} {
+	// The CSV files of the fixture end at 974, 1414, 1768, 1963 and 2245 bytes, summary.html at
+	// 25176; the manifest follows.
+	for _, limit := range []int64{0, 100, 1500, 1700, 2000, 2500, 25300} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			dir := t.TempDir()
 			base := fileSinkAt(t, dir)

@@ -17,11 +17,12 @@ import (
 // cmdDemo runs the job on its embedded default: a throwaway PostgreSQL with a small synthetic
 // population, an operator accepting the referrers who qualify, the nightly run, its reports.
 func cmdDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "demo", "demo [--usage-rows N] [--seed N] [--reports-url URL] [--keep]", "creditrecon demo --usage-rows 50000")
+	fs := newFlagSet(e, "demo", "demo [--usage-rows N] [--seed N] [--nights N] [--reports-url URL] [--keep]", "creditrecon demo --usage-rows 50000")
 	rows := fs.Int("usage-rows", synth.DemoUsageRows, "usage rows to generate")
 	seed := fs.Int64("seed", 1, "seed of the synthetic population")
 	reportsURL := fs.String("reports-url", "file://./demo-reports", "where the reports go")
 	keep := fs.Bool("keep", false, "leave the PostgreSQL server running and print its DATABASE_URL")
+	nights := fs.Int("nights", 1, "nightly runs ending at the cutoff: 90 fills the trend of summary.html")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -29,6 +30,9 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	}
 	if *rows < 1000 || *rows > 20_000_000 {
 		return usageErrorf("usage-rows: must be between 1000 and 20000000, got %d", *rows)
+	}
+	if *nights < 1 || *nights > 365 {
+		return usageErrorf("nights: must be between 1 and 365, got %d", *nights)
 	}
 	sink, err := reports.OpenSink(ctx, *reportsURL, reports.SinkOptions{})
 	if err != nil {
@@ -87,6 +91,13 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	cfg.Version = version
 	r := &jobs.Runner{Store: st, Config: cfg, Sink: sink, Log: log, Now: e.now}
 	cutoff := opts.Start.AddDate(0, 0, opts.Days)
+	if *nights > 1 {
+		b, err := r.Backfill(ctx, jobs.BackfillOptions{From: cutoff.AddDate(0, 0, 1-*nights), To: cutoff.AddDate(0, 0, -1)})
+		if err != nil {
+			return fmt.Errorf("demo: backfill: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "ran the %d nights before the cutoff: %d grants, %s USD\n\n", b.Ran, b.Grants, b.Amount.StringFixed(2))
+	}
 	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff})
 	if err != nil {
 		return fmt.Errorf("demo: run: %w", err)
