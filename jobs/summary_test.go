@@ -54,8 +54,8 @@ func TestSummaryPageEqualsManifestAndLedger(t *testing.T) {
 	day := filepath.Join(dir, "dt=2026-02-01")
 	files := readAll(t, day)
 	page, manifest := files["summary.html"], files["manifest.json"]
-	if len(files) != 7 || page == nil {
-		t.Fatalf("report set has %d files, want the 5 CSVs, summary.html and manifest.json", len(files))
+	if len(files) != 9 || page == nil {
+		t.Fatalf("report set has %d files, want the 7 CSVs, summary.html and manifest.json", len(files))
 	}
 
 	// Every marked figure equals the manifest's.
