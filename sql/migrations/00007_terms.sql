@@ -135,10 +135,12 @@ UPDATE run_templates a
 UPDATE recon_runs SET usage_cutoff = as_of;
 
 -- The end of a window that starts at start: months as interval 'N months' adds them in UTC, days
--- of 24 hours, neither: never (lifetime).
+-- of 24 hours, neither: never (lifetime); NULL when any argument is (no version). Not declared
+-- STRICT, so that the planner inlines it: a run evaluates it for every usage row.
 CREATE FUNCTION creditrecon_window_end(start timestamptz, months integer, days integer) RETURNS timestamptz
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-  RETURN CASE WHEN months > 0 THEN ((start AT TIME ZONE 'UTC') + make_interval(months => months)) AT TIME ZONE 'UTC'
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE WHEN start IS NULL OR months IS NULL OR days IS NULL THEN NULL
+              WHEN months > 0 THEN ((start AT TIME ZONE 'UTC') + make_interval(months => months)) AT TIME ZONE 'UTC'
               WHEN days > 0 THEN start + make_interval(hours => 24 * days)
               ELSE 'infinity'::timestamptz END;
 

@@ -30,6 +30,10 @@ WITH bound AS (
     LEFT JOIN run_terms tt ON tt.run_id = $3 AND tt.program = 'referral' AND tt.terms_id = pe.tier
    WHERE r.referred_at < $2 AND r.referrer_id <> r.referred_user_id
      AND ($7::integer = 1 OR creditrecon_shard(r.referrer_id, $7) = $8 OR creditrecon_shard(r.referred_user_id, $7) = $8)
+  -- OFFSET 0 keeps this a subquery of its own: its window ends are computed once per referral,
+  -- not again for every usage row that joins it (and, unlike a materialized CTE, it still runs
+  -- in parallel workers).
+  OFFSET 0
 ), buckets AS (
   SELECT b.referred_user_id, b.referrer_id, b.terms_id, b.serverless_terms_id, b.tier_terms_id,
          coalesce(($5::integer[])[array_position($4::text[], e.product)], 0) AS class,
