@@ -71,7 +71,10 @@
 // other scenario), -drill.seed S (the population and every trial's choices; a trial's choices
 // depend only on the seed, its scenario and its number, so one replays alone with
 // -run TestDrill/SCENARIO/trial-NNN, its instants scaled to the measured clean durations),
-// -drill.rows N (usage rows, default 300,000: a clean run takes about a second).
+// -drill.rows N (usage rows, default 300,000: a clean run takes about a second), -drill.terms FILE
+// (the terms every command runs with; default testdata/terms.yaml, several versions per program,
+// a drawn signup bonus and a cash partner tier, with a draw secret and five enrolled referrers;
+// empty: the built-in terms).
 //
 // TestDrill prints a table: per scenario the trials, the faults injected (signals that ended a
 // process, backends terminated, restarts, statements cancelled, S3 requests failed, concurrent
