@@ -459,7 +459,7 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	}
 	if runID == 0 {
 		// A snapshot may plan more than once (simulate: current and proposed terms).
-		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups"} {
+		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups", "run_bindings"} {
 			if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id = $1`, run); err != nil {
 				return res, fmt.Errorf("clear scratch %s: %w", table, translate(err))
 			}
@@ -467,6 +467,13 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	}
 	if err := writeTerms(ctx, s.tx, run, in.Terms, referralPlan(in.Terms), templatePlan(in.Terms)); err != nil {
 		return res, err
+	}
+	if _, err := s.tx.ExecContext(ctx, "INSERT INTO run_bindings "+query("bindings_insert"), run, in.UsageCutoff(),
+		max(in.Shard.Count, 1), in.Shard.Index); err != nil {
+		return res, fmt.Errorf("bind referrals as_of=%s: %w", at, translate(err))
+	}
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_bindings"); err != nil {
+		return res, fmt.Errorf("analyze the bindings: %w", translate(err))
 	}
 	if len(in.Terms.Signup) > 0 {
 		if err := s.insertSelect(ctx, "run_signups", query("aggregate_signups"), run, in.AsOf, max(in.Shard.Count, 1), in.Shard.Index); err != nil {
@@ -509,17 +516,15 @@ func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source st
 		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
 	shards, shard := max(in.Shard.Count, 1), in.Shard.Index
-	for _, a := range []struct {
-		table, query string
-		plan         ratePlan
-	}{
-		{"run_referrals", "aggregate_referrals", referralPlan(in.Terms)},
-		{"run_templates", "aggregate_templates", templatePlan(in.Terms)},
-	} {
-		if err := s.insertSelect(ctx, a.table, usageQuery(a.query, source), run, cutoff, termsRun,
-			pq.Array(a.plan.products), pq.Array(a.plan.classes), pq.Array(a.plan.bounds), shards, shard); err != nil {
-			return fmt.Errorf("%s as_of=%s: %w", a.query, at, err)
-		}
+	referrals, templates := referralPlan(in.Terms), templatePlan(in.Terms)
+	// The bindings (written by Aggregate under termsRun) hold only this shard's referrals.
+	if err := s.insertSelect(ctx, "run_referrals", usageQuery("aggregate_referrals", source), run, cutoff, termsRun,
+		pq.Array(referrals.products), pq.Array(referrals.classes), pq.Array(referrals.bounds)); err != nil {
+		return fmt.Errorf("aggregate_referrals as_of=%s: %w", at, err)
+	}
+	if err := s.insertSelect(ctx, "run_templates", usageQuery("aggregate_templates", source), run, cutoff, termsRun,
+		pq.Array(templates.products), pq.Array(templates.classes), pq.Array(templates.bounds), shards, shard); err != nil {
+		return fmt.Errorf("aggregate_templates as_of=%s: %w", at, err)
 	}
 	return nil
 }
@@ -679,7 +684,7 @@ func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time,
 		(SELECT id FROM recon_runs WHERE id < $1 AND started_at < now() - interval '31 days')`, runID); err != nil {
 		return fmt.Errorf("prune run_seen: %w", translate(err))
 	}
-	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates", "run_signups"} {
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates", "run_signups", "run_bindings"} {
 		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
 			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2
 			  AND ($3::integer IS NULL OR (shard_count = $3 AND shard_index = $4)))`,

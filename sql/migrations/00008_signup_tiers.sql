@@ -60,7 +60,27 @@ CREATE TABLE run_signups (
   PRIMARY KEY (run_id, referred_user_id)
 );
 
+-- Per run, each referral before its usage cutoff with the versions it binds to and where each
+-- program's window of it ends (NULL: it counts for nothing there), computed once per referral so
+-- that the aggregate over millions of usage rows only compares times. A regular table, which the
+-- parallel workers of the aggregate can read.
+CREATE TABLE run_bindings (
+  run_id              bigint      NOT NULL,
+  referred_user_id    text        NOT NULL,
+  referrer_id         text        NOT NULL,
+  referred_at         timestamptz NOT NULL,
+  terms_id            text,
+  serverless_terms_id text,
+  tier_terms_id       text,
+  ends                timestamptz,
+  serverless_ends     timestamptz,
+  tier_from           timestamptz,
+  tier_ends           timestamptz,
+  PRIMARY KEY (run_id, referred_user_id)
+);
+
 -- +goose Down
+DROP TABLE run_bindings;
 DROP TABLE run_signups;
 ALTER TABLE run_referrals DROP COLUMN tier_terms_id, DROP COLUMN tier_rows, DROP COLUMN tier_spend_usd, DROP COLUMN tier_earned_usd;
 DROP TABLE partner_enrollments;
