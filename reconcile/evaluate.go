@@ -8,34 +8,27 @@ import (
 )
 
 // ReferralVersion returns the Referral Program version id, and false when there is none.
-func (t Terms) ReferralVersion(id string) (ReferralVersion, bool) {
-	for _, v := range t.Referral {
-		if v.ID == id {
-			return v, true
-		}
-	}
-	return ReferralVersion{}, false
-}
+func (t Terms) ReferralVersion(id string) (ReferralVersion, bool) { return find(t.Referral, id) }
 
 // TemplateVersion returns the Template Program version id, and false when there is none.
-func (t Terms) TemplateVersion(id string) (TemplateVersion, bool) {
-	for _, v := range t.Template {
-		if v.ID == id {
-			return v, true
-		}
-	}
-	return TemplateVersion{}, false
-}
+func (t Terms) TemplateVersion(id string) (TemplateVersion, bool) { return find(t.Template, id) }
 
 // ServerlessVersion returns the Serverless Referral Program version id, and false when there is
 // none.
-func (t Terms) ServerlessVersion(id string) (ServerlessVersion, bool) {
-	for _, v := range t.Serverless {
-		if v.ID == id {
+func (t Terms) ServerlessVersion(id string) (ServerlessVersion, bool) { return find(t.Serverless, id) }
+
+// SignupVersion returns the signup bonus version id, and false when there is none.
+func (t Terms) SignupVersion(id string) (SignupVersion, bool) { return find(t.Signup, id) }
+
+// find returns the version id of a program's versions.
+func find[V interface{ version() Version }](versions []V, id string) (V, bool) {
+	for _, v := range versions {
+		if v.version().ID == id {
 			return v, true
 		}
 	}
-	return ServerlessVersion{}, false
+	var none V
+	return none, false
 }
 
 // EvaluateReferrer applies the Referral Program (SPEC 2.2, 7.2) to a referrer's account of one

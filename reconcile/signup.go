@@ -116,17 +116,6 @@ func (v SignupVersion) bonus(role, referredUser string, country *string, secret 
 	return b, nil
 }
 
-// Draws reports whether some recipient of a version can get a drawn bonus: a version that is
-// enabled and has a table, unless every recipient is fixed (an unknown country fixed and no
-// known country outside fixed_countries is impossible, so only a disabled version never draws).
+// Draws reports whether a version can draw a bonus: it is enabled and has a draw table. (Any
+// known country outside fixed_countries draws, so an enabled version always may.)
 func (v SignupVersion) Draws() bool { return v.Enabled && len(v.Draw) > 0 }
-
-// SignupVersion returns the signup bonus version id, and false when there is none.
-func (t Terms) SignupVersion(id string) (SignupVersion, bool) {
-	for _, v := range t.Signup {
-		if v.ID == id {
-			return v, true
-		}
-	}
-	return SignupVersion{}, false
-}

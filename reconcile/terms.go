@@ -55,6 +55,8 @@ func (v Version) PayoutOf() string {
 	return PayoutCredits
 }
 
+func (v Version) version() Version { return v }
+
 // RatePeriod is a rate table in force for usage with occurred_at from From (zero: since forever)
 // until the next period's From.
 type RatePeriod struct {

@@ -80,11 +80,10 @@ func Describe(t reconcile.Terms, p reconcile.Program, id string) string {
 			add("new accounts only (created at most %s before the referral)", formatAge(*v.MaxAccountAge))
 		}
 	case reconcile.SignupBonus:
-		i := slices.IndexFunc(t.Signup, func(v reconcile.SignupVersion) bool { return v.ID == id })
-		if i < 0 {
+		v, ok := t.SignupVersion(id)
+		if !ok {
 			return "no such version"
 		}
-		v := t.Signup[i]
 		if !v.Enabled {
 			return "disabled: earns nothing"
 		}
