@@ -99,45 +99,45 @@ func (src *reportSource) tallyTemplate(t reconcile.TemplateTotals, d reconcile.D
 // referral (spend under the threshold, nothing paid) is in the pipeline as its referred user's,
 // with its referrer as beneficiary and both bonuses due when it reaches the threshold.
 func (src *reportSource) tallyServerless(t reconcile.ServerlessTotals, ds [2]reconcile.Decision) {
-	src.sum.account(ds[0], nil)
-	src.sum.account(ds[1], nil)
-	if ds[0].Status != reconcile.StatusPending {
-		return
-	}
 	v, _ := src.terms.ServerlessVersion(t.TermsID)
-	progress := whole
-	if v.Threshold.IsPositive() {
-		progress = share(t.Spend, v.Threshold, progress)
-	}
-	due := decimal.Max(v.ReferrerBonus.Sub(t.GrantedReferrer), decimal.Zero).Add(decimal.Max(v.ReferredBonus.Sub(t.GrantedReferred), decimal.Zero))
-	src.sum.candidate(reports.PipelineAccount{Program: string(reconcile.ServerlessReferral), TermsID: t.TermsID, AccountID: t.ReferredUserID,
-		BeneficiaryID: t.ReferrerID, Progress: progress, DueUSD: due, Missing: ds[0].Reason})
+	src.tallyPair(ds, t.Spend, v.Threshold, func() decimal.Decimal {
+		return decimal.Max(v.ReferrerBonus.Sub(t.GrantedReferrer), decimal.Zero).Add(decimal.Max(v.ReferredBonus.Sub(t.GrantedReferred), decimal.Zero))
+	})
 }
 
 // tallySignup tallies a referral's two signup bonus accounts. A pending referral (loads under the
 // minimum, nothing paid) is in the pipeline as its referred user's, with its referrer as
 // beneficiary and both bonuses due when the loads reach the minimum.
 func (src *reportSource) tallySignup(t reconcile.SignupTotals, ds [2]reconcile.Decision) {
+	v, _ := src.terms.SignupVersion(t.TermsID)
+	src.tallyPair(ds, t.Loads, v.MinLoad, func() decimal.Decimal {
+		var due decimal.Decimal
+		for _, d := range ds {
+			if b := d.Bonus; b != nil && b.Drawn != nil {
+				due = due.Add(b.Drawn.USD)
+			} else {
+				due = due.Add(v.Fixed)
+			}
+		}
+		return due
+	})
+}
+
+// tallyPair tallies the two role accounts of a referral's one-time bonus (referrer first), and
+// puts a pending referral in the pipeline with its progress have/need toward the threshold and
+// what would be due on reaching it.
+func (src *reportSource) tallyPair(ds [2]reconcile.Decision, have, need decimal.Decimal, due func() decimal.Decimal) {
 	src.sum.account(ds[0], nil)
 	src.sum.account(ds[1], nil)
 	if ds[0].Status != reconcile.StatusPending {
 		return
 	}
-	v, _ := src.terms.SignupVersion(t.TermsID)
 	progress := whole
-	if v.MinLoad.IsPositive() {
-		progress = share(t.Loads, v.MinLoad, progress)
+	if need.IsPositive() {
+		progress = share(have, need, progress)
 	}
-	var due decimal.Decimal
-	for _, d := range ds {
-		if b := d.Bonus; b != nil && b.Drawn != nil {
-			due = due.Add(b.Drawn.USD)
-		} else {
-			due = due.Add(v.Fixed)
-		}
-	}
-	src.sum.candidate(reports.PipelineAccount{Program: string(reconcile.SignupBonus), TermsID: t.TermsID, AccountID: t.ReferredUserID,
-		BeneficiaryID: t.ReferrerID, Progress: progress, DueUSD: due, Missing: ds[0].Reason})
+	src.sum.candidate(reports.PipelineAccount{Program: string(ds[0].Program), TermsID: ds[0].TermsID, AccountID: ds[0].AccountID,
+		BeneficiaryID: ds[0].BeneficiaryID, Progress: progress, DueUSD: due(), Missing: ds[0].Reason})
 }
 
 // share returns the smaller of limit and have/need (need > 0), at least 0.
