@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,8 +26,9 @@ import (
 //
 // The query sums usage per account, class and bucket, then joins run_rates, which holds the rate
 // of each (version, class, bucket): earned is the exact sum of amount × rate, and the rows and
-// spend that count are those with a rate. With the built-in terms the referral side has two
-// classes (serverless and the rest) and one bucket, and the template side one class.
+// spend that count are those with a rate. With the built-in terms each side has one class and
+// one bucket, and the plan's expressions are constants (see expressions), which lets the planner
+// see that it makes one group per account.
 type ratePlan struct {
 	products []string // the products of a class other than 0
 	classes  []int    // classes[i] is the class of products[i]
@@ -50,8 +52,9 @@ type rateSource struct {
 	rate    func(product string, start time.Time) (decimal.Decimal, bool)
 }
 
-// referralPlan is the plan of the referral-side aggregate: Referral Program rates and the
-// products that count toward a serverless bonus.
+// referralPlan is the plan of the referral-side aggregate: the Referral Program's rates. Which
+// usage counts toward a serverless bonus is not part of it: each referral's binding carries its
+// Serverless Referral Program version's products (see bindings_insert).
 func referralPlan(t reconcile.Terms) ratePlan {
 	var sources []rateSource
 	var bounds []time.Time
@@ -64,17 +67,6 @@ func referralPlan(t reconcile.Terms) ratePlan {
 				named = append(named, product)
 			}
 		}
-	}
-	for _, v := range t.Serverless {
-		counts := func(product string, start time.Time) (decimal.Decimal, bool) {
-			if !slices.Contains(v.Products, product) || (!v.UsageFrom.IsZero() && start.Before(v.UsageFrom)) {
-				return decimal.Decimal{}, false
-			}
-			return decimal.NewFromInt(1), true
-		}
-		sources = append(sources, rateSource{reconcile.ServerlessReferral, v.ID, counts})
-		bounds = append(bounds, v.UsageFrom)
-		named = append(named, v.Products...)
 	}
 	return newRatePlan(sources, bounds, named)
 }
@@ -170,6 +162,41 @@ func newRatePlan(sources []rateSource, bounds []time.Time, named []string) rateP
 	return plan
 }
 
+// expand writes a rate plan into an aggregate query: {{products}} is the SQL array of the
+// products of a class other than 0, {{class}} a usage row e's product class and {{bucket}} its
+// period bucket. Each is a constant when the plan has one value for the rows the query reads
+// (named: the query reads only the plan's products), so that the planner, which counts the
+// distinct products and dates behind an expression, can tell how few groups the aggregate makes.
+// The plan is literal SQL, not parameters: the same plan has the same plan cache entry anyway,
+// and a parameter a constant replaces would be left without a type.
+func (p ratePlan) expand(query string, named bool) string {
+	products, classes, bounds := make([]string, len(p.products)), make([]string, len(p.classes)), make([]string, len(p.bounds))
+	for i, product := range p.products {
+		products[i] = pq.QuoteLiteral(product)
+	}
+	for i, c := range p.classes {
+		classes[i] = fmt.Sprint(c)
+	}
+	for i, b := range p.bounds {
+		bounds[i] = pq.QuoteLiteral(b.UTC().Format(time.RFC3339Nano))
+	}
+	array := func(elements []string, typ string) string {
+		return fmt.Sprintf("ARRAY[%s]::%s[]", strings.Join(elements, ", "), typ)
+	}
+	class := fmt.Sprintf("coalesce((%s)[array_position(%s, e.product)], 0)", array(classes, "integer"), array(products, "text"))
+	switch distinct := slices.Compact(slices.Sorted(slices.Values(p.classes))); {
+	case len(distinct) == 0:
+		class = "0"
+	case named && len(distinct) == 1:
+		class = fmt.Sprint(distinct[0])
+	}
+	bucket := fmt.Sprintf("width_bucket(e.occurred_at, %s)", array(bounds, "timestamptz"))
+	if len(p.bounds) == 0 {
+		bucket = "0"
+	}
+	return strings.NewReplacer("{{products}}", array(products, "text"), "{{class}}", class, "{{bucket}}", bucket).Replace(query)
+}
+
 // writeTerms records under run the versions of every program in binding order and the rates of
 // both plans.
 func writeTerms(ctx context.Context, tx *sqlx.Tx, run int64, t reconcile.Terms, plans ...ratePlan) error {
@@ -179,23 +206,27 @@ func writeTerms(ctx context.Context, tx *sqlx.Tx, run int64, t reconcile.Terms, 
 		tier    bool
 		window  reconcile.Window
 		maxAge  *time.Duration
+		// products: a template or serverless version's; usageFrom: a serverless version's.
+		products  []string
+		usageFrom time.Time
 	}
 	var versions []version
 	for _, v := range t.Referral {
-		versions = append(versions, version{reconcile.Referral, v.Version, v.Tier, v.Window, v.MaxAccountAge})
+		versions = append(versions, version{reconcile.Referral, v.Version, v.Tier, v.Window, v.MaxAccountAge, nil, time.Time{}})
 	}
 	for _, v := range t.Template {
-		versions = append(versions, version{reconcile.Template, v.Version, false, reconcile.Window{}, nil})
+		versions = append(versions, version{reconcile.Template, v.Version, false, reconcile.Window{}, nil, v.Products, time.Time{}})
 	}
 	for _, v := range t.Serverless {
-		versions = append(versions, version{reconcile.ServerlessReferral, v.Version, false, v.Window, v.MaxAccountAge})
+		versions = append(versions, version{reconcile.ServerlessReferral, v.Version, false, v.Window, v.MaxAccountAge, v.Products, v.UsageFrom})
 	}
 	for _, v := range t.Signup {
-		versions = append(versions, version{reconcile.SignupBonus, v.Version, false, reconcile.Window{}, v.MaxAccountAge})
+		versions = append(versions, version{reconcile.SignupBonus, v.Version, false, reconcile.Window{}, v.MaxAccountAge, nil, time.Time{}})
 	}
 	n := len(versions)
 	programs, ids, froms, tos := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	enabled, months, days, ages := make([]bool, n), make([]int64, n), make([]int64, n), make([]any, n)
+	products, usageFroms := make([]any, n), make([]any, n)
 	for i, v := range versions {
 		programs[i], ids[i], enabled[i] = string(v.program), v.v.ID, v.v.Enabled
 		months[i], days[i] = int64(v.window.Months), int64(v.window.Days)
@@ -217,13 +248,29 @@ func writeTerms(ctx context.Context, tx *sqlx.Tx, run int64, t reconcile.Terms, 
 		if v.maxAge != nil {
 			ages[i] = fmt.Sprintf("%d microseconds", v.maxAge.Microseconds())
 		}
+		if v.products != nil {
+			// An array of arrays would flatten in unnest: a version's products go as one JSON array.
+			list, err := json.Marshal(v.products)
+			if err != nil {
+				return fmt.Errorf("record the terms of run %d: %w", run, err)
+			}
+			products[i] = string(list)
+		}
+		if !v.usageFrom.IsZero() {
+			usageFroms[i] = v.usageFrom.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO run_terms (run_id, program, terms_id, valid_from, valid_to, enabled,
-		window_months, window_days, max_account_age)
-		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
-		                         $7::integer[], $8::integer[], $9::interval[])`,
+		window_months, window_days, max_account_age, products, usage_from)
+		SELECT $1, program, terms_id, valid_from, valid_to, enabled, window_months, window_days, max_account_age,
+		       CASE WHEN products IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(products)) END, usage_from
+		  FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::boolean[], $7::integer[],
+		              $8::integer[], $9::interval[], $10::jsonb[], $11::timestamptz[])
+		       AS v(program, terms_id, valid_from, valid_to, enabled, window_months, window_days, max_account_age,
+		            products, usage_from)`,
 		run, pq.Array(programs), pq.Array(ids), pq.Array(froms), pq.Array(tos), pq.BoolArray(enabled),
-		pq.Array(months), pq.Array(days), pq.GenericArray{A: ages}); err != nil {
+		pq.Array(months), pq.Array(days), pq.GenericArray{A: ages}, pq.GenericArray{A: products},
+		pq.GenericArray{A: usageFroms}); err != nil {
 		return fmt.Errorf("record the terms of run %d: %w", run, translate(err))
 	}
 	var rp, rid []string

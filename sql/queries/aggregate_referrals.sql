@@ -1,22 +1,20 @@
 -- Per referral as of usage cutoff $2 (SPEC 2.1, 2.2, 7.2, 8.2): the referred user's usage from
--- referred_at on, summed per product class and period bucket (see ratePlan: $4 products, $5
--- their classes, $6 the bucket bounds) inside each program's window of the referral (run $3's
--- run_bindings), then priced by run $3's rates (run_rates): for the Referral Program version the
--- referral binds to, the rows and spend that earn and the exact earnings; for its Serverless
--- Referral Program version, the rows and spend that count toward the bonus; for its referrer's
--- partner tier, from the enrollment and inside the tier's window, the usage that earns under the
--- tier instead (tier_*). $1 run; {{usage}} as in anomalies_prepare. The bindings hold only the
--- referrals of the run's shard. The columns are run_referrals'.
+-- referred_at on, summed per product class and period bucket ({{class}}, {{bucket}}: see
+-- ratePlan.expand) inside each program's window of the referral (run $3's run_bindings), then
+-- priced by run $3's rates (run_rates): for the Referral Program version the referral binds to,
+-- the rows and spend that earn and the exact earnings; for its Serverless Referral Program
+-- version, the rows and spend of the products it counts from its usage_from on; for its
+-- referrer's partner tier, from the enrollment and inside the tier's window, the usage that earns
+-- under the tier instead (tier_*). $1 run; {{usage}} as in anomalies_prepare. The bindings hold
+-- only the referrals of the run's shard. The columns are run_referrals'.
 WITH buckets AS (
-  SELECT b.referred_user_id,
-         coalesce(($5::integer[])[array_position($4::text[], e.product)], 0) AS class,
-         width_bucket(e.occurred_at, $6::timestamptz[]) AS bucket,
+  SELECT b.referred_user_id, {{class}} AS class, {{bucket}} AS bucket,
          count(*) FILTER (WHERE e.occurred_at < b.ends AND NOT coalesce(e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends, false)) AS rows,
          sum(e.amount_usd) FILTER (WHERE e.occurred_at < b.ends AND NOT coalesce(e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends, false)) AS usd,
          count(*) FILTER (WHERE e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends) AS tier_rows,
          sum(e.amount_usd) FILTER (WHERE e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends) AS tier_usd,
-         count(*) FILTER (WHERE e.occurred_at < b.serverless_ends) AS serverless_rows,
-         sum(e.amount_usd) FILTER (WHERE e.occurred_at < b.serverless_ends) AS serverless_usd
+         count(*) FILTER (WHERE e.occurred_at >= b.serverless_from AND e.occurred_at < b.serverless_ends AND e.product = ANY(b.serverless_products)) AS serverless_rows,
+         sum(e.amount_usd) FILTER (WHERE e.occurred_at >= b.serverless_from AND e.occurred_at < b.serverless_ends AND e.product = ANY(b.serverless_products)) AS serverless_usd
     FROM run_bindings b
     JOIN {{usage}} e ON e.user_id = b.referred_user_id
    WHERE b.run_id = $3 AND e.occurred_at >= b.referred_at AND e.occurred_at < $2
@@ -27,8 +25,8 @@ WITH buckets AS (
 SELECT $1::bigint AS run_id, g.referred_user_id, b.referrer_id,
        coalesce(sum(g.rows) FILTER (WHERE rr.rate IS NOT NULL), 0) AS usage_rows,
        coalesce(sum(g.usd) FILTER (WHERE rr.rate IS NOT NULL), 0) AS spend_usd,
-       coalesce(sum(g.serverless_rows) FILTER (WHERE sr.rate IS NOT NULL), 0) AS serverless_rows,
-       coalesce(sum(g.serverless_usd) FILTER (WHERE sr.rate IS NOT NULL), 0) AS serverless_usd,
+       coalesce(sum(g.serverless_rows), 0) AS serverless_rows,
+       coalesce(sum(g.serverless_usd), 0) AS serverless_usd,
        b.terms_id,
        coalesce(sum(g.usd * rr.rate), 0) AS earned_usd,
        b.serverless_terms_id,
@@ -40,8 +38,6 @@ SELECT $1::bigint AS run_id, g.referred_user_id, b.referrer_id,
   JOIN run_bindings b ON b.run_id = $3 AND b.referred_user_id = g.referred_user_id
   LEFT JOIN run_rates rr ON rr.run_id = $3 AND rr.program = 'referral' AND rr.terms_id = b.terms_id
                         AND rr.class = g.class AND rr.bucket = g.bucket
-  LEFT JOIN run_rates sr ON sr.run_id = $3 AND sr.program = 'serverless_referral' AND sr.terms_id = b.serverless_terms_id
-                        AND sr.class = g.class AND sr.bucket = g.bucket
   LEFT JOIN run_rates tr ON tr.run_id = $3 AND tr.program = 'referral' AND tr.terms_id = b.tier_terms_id
                         AND tr.class = g.class AND tr.bucket = g.bucket
  GROUP BY g.referred_user_id, b.referrer_id, b.terms_id, b.serverless_terms_id, b.tier_terms_id;

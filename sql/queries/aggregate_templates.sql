@@ -1,23 +1,21 @@
 -- Per template as of usage cutoff $2 (SPEC 2.3, 7.2): usage on the template by others than its
--- creator, of the products $4 any version counts, summed per product class ($5) and period
--- bucket ($6 bounds, see ratePlan), then priced by run $3's rates for the version the template
--- binds to by its created_at: the rows, runtime and spend that count and the exact earnings.
--- $1 run; {{usage}} as in anomalies_prepare. $7/$8 the shard count/index: a shard keeps its
--- templates. The columns are run_templates'.
+-- creator, of the products any version counts ({{products}}), summed per product class and period
+-- bucket ({{class}}, {{bucket}}: see ratePlan.expand), then priced by run $3's rates for the
+-- version the template binds to by its created_at: the rows, runtime and spend that count and the
+-- exact earnings. $1 run; {{usage}} as in anomalies_prepare. $4/$5 the shard count/index: a shard
+-- keeps its templates. The columns are run_templates'.
 WITH bound AS (
   SELECT t.id, t.creator_id, tt.terms_id
     FROM templates t
     JOIN run_terms tt ON tt.run_id = $3 AND tt.program = 'template'
                      AND t.created_at >= tt.valid_from AND t.created_at < tt.valid_to
-   WHERE $7::integer = 1 OR creditrecon_shard(t.id, $7) = $8
+   WHERE $4::integer = 1 OR creditrecon_shard(t.id, $4) = $5
 ), buckets AS (
-  SELECT b.id, b.creator_id, b.terms_id,
-         coalesce(($5::integer[])[array_position($4::text[], e.product)], 0) AS class,
-         width_bucket(e.occurred_at, $6::timestamptz[]) AS bucket,
+  SELECT b.id, b.creator_id, b.terms_id, {{class}} AS class, {{bucket}} AS bucket,
          count(*) AS rows, sum(e.runtime_seconds) AS runtime_seconds, sum(e.amount_usd) AS usd
     FROM bound b
     JOIN {{usage}} e ON e.template_id = b.id
-   WHERE e.product = ANY($4::text[]) AND e.user_id <> b.creator_id AND e.occurred_at < $2
+   WHERE e.product = ANY({{products}}) AND e.user_id <> b.creator_id AND e.occurred_at < $2
      AND NOT EXISTS (SELECT FROM run_anomalies a WHERE a.run_id = $1 AND a.usage_event_id = e.id)
    GROUP BY 1, 2, 3, 4, 5
 )

@@ -3,8 +3,9 @@
 -- of it ends: NULL when its version excludes it as not a new account (or it binds to none). From
 -- its referrer's enrollment into a partner tier (SPEC 8.2), tier_from and tier_ends bound the
 -- usage that earns under the tier instead; a referral its own version excludes is excluded from
--- the tier too. $3/$4 the shard count/index: a shard keeps the referrals of its referrers and of
--- its referred users. The columns are run_bindings'.
+-- the tier too. Its serverless version's products count toward the bonus from serverless_from
+-- on. $3/$4 the shard count/index: a shard keeps the referrals of its referrers and of its
+-- referred users. The columns are run_bindings'.
 SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id, r.referred_at,
        rt.terms_id, st.terms_id AS serverless_terms_id, tt.terms_id AS tier_terms_id,
        CASE WHEN creditrecon_new_account(u.created_at, r.referred_at, rt.max_account_age)
@@ -13,7 +14,8 @@ SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id, r.referred_at,
             THEN creditrecon_window_end(r.referred_at, st.window_months, st.window_days) END AS serverless_ends,
        CASE WHEN rt.terms_id IS NOT NULL AND creditrecon_new_account(u.created_at, r.referred_at, rt.max_account_age)
             THEN pe.enrolled_from END AS tier_from,
-       creditrecon_window_end(r.referred_at, tt.window_months, tt.window_days) AS tier_ends
+       creditrecon_window_end(r.referred_at, tt.window_months, tt.window_days) AS tier_ends,
+       st.products AS serverless_products, greatest(r.referred_at, st.usage_from) AS serverless_from
   FROM referrals r
   JOIN users u ON u.id = r.referred_user_id
   LEFT JOIN run_terms rt ON rt.run_id = $1 AND rt.program = 'referral'
