@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -445,6 +446,18 @@ func usageQuery(name, source string) string {
 // no longer holds (referrals, templates or users behind its anomalies changed) it reads the whole
 // history instead and says why in the result.
 func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.AggregateInput, base *jobs.BaseRun) (jobs.Aggregates, error) {
+	res, err := s.aggregateRun(ctx, runID, in, base)
+	if err != nil {
+		return res, err
+	}
+	// The bindings serve the passes over usage only; the next run binds again.
+	if _, err := s.tx.ExecContext(ctx, "DELETE FROM run_bindings WHERE run_id = $1", s.run(runID)); err != nil {
+		return res, fmt.Errorf("drop the bindings: %w", translate(err))
+	}
+	return res, nil
+}
+
+func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.AggregateInput, base *jobs.BaseRun) (jobs.Aggregates, error) {
 	run, at := s.run(runID), in.AsOf.Format(time.RFC3339)
 	var res jobs.Aggregates
 	var info struct {
@@ -459,7 +472,7 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	}
 	if runID == 0 {
 		// A snapshot may plan more than once (simulate: current and proposed terms).
-		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups", "run_bindings"} {
+		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups"} {
 			if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id = $1`, run); err != nil {
 				return res, fmt.Errorf("clear scratch %s: %w", table, translate(err))
 			}
@@ -467,13 +480,6 @@ func (s *Snapshot) Aggregate(ctx context.Context, runID int64, in jobs.Aggregate
 	}
 	if err := writeTerms(ctx, s.tx, run, in.Terms, referralPlan(in.Terms), templatePlan(in.Terms)); err != nil {
 		return res, err
-	}
-	if _, err := s.tx.ExecContext(ctx, "INSERT INTO run_bindings "+query("bindings_insert"), run, in.UsageCutoff(),
-		max(in.Shard.Count, 1), in.Shard.Index); err != nil {
-		return res, fmt.Errorf("bind referrals as_of=%s: %w", at, translate(err))
-	}
-	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_bindings"); err != nil {
-		return res, fmt.Errorf("analyze the bindings: %w", translate(err))
 	}
 	if len(in.Terms.Signup) > 0 {
 		if err := s.insertSelect(ctx, "run_signups", query("aggregate_signups"), run, in.AsOf, max(in.Shard.Count, 1), in.Shard.Index); err != nil {
@@ -516,8 +522,20 @@ func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source st
 		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
 	shards, shard := max(in.Shard.Count, 1), in.Shard.Index
+	// Bind the referrals whose usage the pass reads: every referral, or (reading the usage since
+	// a base run) those of the users in it. The bindings hold only this shard's referrals.
+	bound := "referrals"
+	if source != "usage_events" {
+		bound = "(SELECT * FROM referrals WHERE referred_user_id IN (SELECT user_id FROM " + source + " e))"
+	}
+	if _, err := s.tx.ExecContext(ctx, "INSERT INTO run_bindings "+strings.ReplaceAll(query("bindings_insert"), "{{referrals}}", bound),
+		termsRun, cutoff, shards, shard); err != nil {
+		return fmt.Errorf("bind referrals as_of=%s: %w", at, translate(err))
+	}
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_bindings (run_id, referred_user_id)"); err != nil {
+		return fmt.Errorf("analyze the bindings: %w", translate(err))
+	}
 	referrals, templates := referralPlan(in.Terms), templatePlan(in.Terms)
-	// The bindings (written by Aggregate under termsRun) hold only this shard's referrals.
 	if err := s.insertAggregate(ctx, "run_referrals", referrals.expand(usageQuery("aggregate_referrals", source), false),
 		run, cutoff, termsRun); err != nil {
 		return fmt.Errorf("aggregate_referrals as_of=%s: %w", at, err)
@@ -550,23 +568,38 @@ func (s *Snapshot) insertAggregate(ctx context.Context, table, query string, arg
 }
 
 func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query string, args ...any) error {
-	for _, stmt := range []struct {
-		sql  string
-		args []any
-	}{
-		{"SET LOCAL parallel_tuple_cost = 0.001", nil},
-		{fmt.Sprintf("SET LOCAL enable_sort = %t", sort), nil},
-		{"CREATE TEMP TABLE creditrecon_rows AS " + query, args},
-		{"RESET parallel_tuple_cost", nil},
-		{"RESET enable_sort", nil},
-		{"INSERT INTO " + table + " SELECT * FROM creditrecon_rows", nil},
-		{"DROP TABLE creditrecon_rows", nil},
-	} {
-		if _, err := s.tx.ExecContext(ctx, stmt.sql, stmt.args...); err != nil {
+	exec := func(statements ...string) error {
+		for _, stmt := range statements {
+			if _, err := s.tx.ExecContext(ctx, stmt); err != nil {
+				return translate(err)
+			}
+		}
+		return nil
+	}
+	if err := exec("SET LOCAL parallel_tuple_cost = 0.001", fmt.Sprintf("SET LOCAL enable_sort = %t", sort)); err != nil {
+		return err
+	}
+	create := "CREATE TEMP TABLE creditrecon_rows AS " + query
+	if w, ok := ctx.Value(explainKey{}).(io.Writer); ok {
+		var plan []string
+		if err := s.tx.SelectContext(ctx, &plan, "EXPLAIN (ANALYZE, BUFFERS) "+create, args...); err != nil {
 			return translate(err)
 		}
+		fmt.Fprintf(w, "-- into %s, with %v:\n%s\n\n%s\n\n", table, args, strings.TrimSpace(query), strings.Join(plan, "\n"))
+	} else if _, err := s.tx.ExecContext(ctx, create, args...); err != nil {
+		return translate(err)
 	}
-	return nil
+	return exec("RESET parallel_tuple_cost", "RESET enable_sort",
+		"INSERT INTO "+table+" SELECT * FROM creditrecon_rows", "DROP TABLE creditrecon_rows")
+}
+
+type explainKey struct{}
+
+// WithExplain returns a context under which each pass over usage a run makes (its anomalies,
+// aggregates and the rows it saw) is executed under EXPLAIN ANALYZE, and its query and plan are
+// written to w. For finding where a run's time goes: run --query-plans.
+func WithExplain(ctx context.Context, w io.Writer) context.Context {
+	return context.WithValue(ctx, explainKey{}, w)
 }
 
 // baseInvalid says why base's aggregates cannot be extended, or "" when they can.
@@ -700,7 +733,7 @@ func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time,
 		(SELECT id FROM recon_runs WHERE id < $1 AND started_at < now() - interval '31 days')`, runID); err != nil {
 		return fmt.Errorf("prune run_seen: %w", translate(err))
 	}
-	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates", "run_signups", "run_bindings"} {
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_seen", "run_terms", "run_rates", "run_signups"} {
 		if _, err := s.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id IN
 			(SELECT id FROM recon_runs WHERE as_of = $1 AND id < $2
 			  AND ($3::integer IS NULL OR (shard_count = $3 AND shard_index = $4)))`,

@@ -212,6 +212,28 @@ func TestLockHeld(t *testing.T) {
 	}
 }
 
+// TestRunQueryPlans: run --query-plans prints each pass over usage with its plan, and plans what
+// the same run without it does.
+func TestRunQueryPlans(t *testing.T) {
+	db, dsn := newFixture(t)
+	code, stdout, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff, "--dry-run", "--full", "--query-plans")
+	if code != exitcode.OK {
+		t.Fatalf("dry run --query-plans: exit %d\nstderr:\n%s", code, stderr)
+	}
+	if got := keysIn(stdout); !slices.Equal(got, fixtureKeys) {
+		t.Errorf("dry run --query-plans keys: got %q, want %q", got, fixtureKeys)
+	}
+	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates"} {
+		pass := regexp.MustCompile(`(?s)-- into ` + table + `, with .*?\n\n.*?Execution Time: [0-9.]+ ms`)
+		if !pass.MatchString(stderr) {
+			t.Errorf("--query-plans shows no plan of the pass into %s:\n%s", table, stderr)
+		}
+	}
+	if got := written(t, db); got != [3]int{0, 0, 2} {
+		t.Errorf("rows written (runs, grants, acceptances) by a dry run with --query-plans: got %v, want [0 0 2]", got)
+	}
+}
+
 func TestDryRun(t *testing.T) {
 	db, dsn := newFixture(t)
 	code, stdout, stderr := runProc(t, dbEnv(t, dsn), "run", "--as-of", cutoff, "--dry-run")

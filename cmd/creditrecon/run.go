@@ -9,10 +9,11 @@ import (
 
 	"github.com/runpod/creditrecon/jobs"
 	"github.com/runpod/creditrecon/reconcile"
+	sqlstore "github.com/runpod/creditrecon/sql"
 )
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [--full] [--shard I/N] [--terms FILE] [--allow-retroactive] [flags]",
+	fs := newFlagSet(e, "run", "run [--as-of DATE|TIME] [--dry-run] [--full] [--shard I/N] [--terms FILE] [--allow-retroactive] [--query-plans] [flags]",
 		"creditrecon run --as-of 2026-02-01 --dry-run")
 	s := &settings{fs: fs}
 	var rs runnerSettings
@@ -23,6 +24,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	retroactive := fs.Bool("allow-retroactive", false, "accept terms that re-price usage already counted (a version or rate period "+
 		"from before the latest successful cutoff): the run reads the whole history, grants what more is owed, reports the "+
 		"rest as clawback_due, and the ledger records it")
+	queryPlans := fs.Bool("query-plans", false, "print each pass over usage (its SQL and EXPLAIN ANALYZE plan) to stderr: where a run's time goes")
 	shardFlag := fs.String("shard", "", "process only the accounts of shard I of N (I/N, e.g. $(JOB_COMPLETION_INDEX)/4 in an Indexed Job); the last shard to finish writes the reports")
 	err := s.parseNone("run", args)
 	if err != nil {
@@ -54,6 +56,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeRunner()
+	if *queryPlans {
+		ctx = sqlstore.WithExplain(ctx, e.stderr)
+	}
 	res, err := r.Run(ctx, jobs.RunOptions{AsOf: cutoff, DryRun: *dryRun, Full: *full, Shard: shard, AllowRetroactive: *retroactive})
 	if err != nil {
 		log.Error("run failed", "as_of", cutoff, "error", err.Error())

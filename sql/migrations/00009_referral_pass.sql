@@ -12,18 +12,28 @@
 -- Declared STABLE, the planner inlines their bodies into the queries that call them. What they
 -- return does not change: the arithmetic is in UTC or in whole hours.
 
+-- The bindings serve only the passes of the run that writes them: the run deletes them before it
+-- commits, they need no write-ahead log (UNLOGGED: parallel workers can still read the table,
+-- unlike a temporary one) and no primary key (each referral is bound once by construction). Kept
+-- per run and logged, they cost 0.7 s to write and 0.3 s to analyze at 58,000 referrals, and
+-- grew by a row per referral every night.
+
 -- +goose Up
 ALTER TABLE run_terms
   ADD COLUMN products   text[],      -- serverless and template versions: the products that count
   ADD COLUMN usage_from timestamptz; -- serverless versions: usage before it does not count
+TRUNCATE run_bindings;
 ALTER TABLE run_bindings
+  DROP CONSTRAINT run_bindings_pkey,
   ADD COLUMN serverless_products text[],
-  ADD COLUMN serverless_from     timestamptz;
+  ADD COLUMN serverless_from     timestamptz,
+  SET UNLOGGED;
 ALTER FUNCTION creditrecon_window_end(timestamptz, integer, integer) STABLE;
 ALTER FUNCTION creditrecon_new_account(timestamptz, timestamptz, interval) STABLE;
 
 -- +goose Down
 ALTER FUNCTION creditrecon_new_account(timestamptz, timestamptz, interval) IMMUTABLE;
 ALTER FUNCTION creditrecon_window_end(timestamptz, integer, integer) IMMUTABLE;
-ALTER TABLE run_bindings DROP COLUMN serverless_from, DROP COLUMN serverless_products;
+ALTER TABLE run_bindings DROP COLUMN serverless_from, DROP COLUMN serverless_products,
+  ADD PRIMARY KEY (run_id, referred_user_id), SET LOGGED;
 ALTER TABLE run_terms DROP COLUMN usage_from, DROP COLUMN products;

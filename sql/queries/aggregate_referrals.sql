@@ -1,6 +1,6 @@
 -- Per referral as of usage cutoff $2 (SPEC 2.1, 2.2, 7.2, 8.2): the referred user's usage from
--- referred_at on, summed per product class and period bucket ({{class}}, {{bucket}}: see
--- ratePlan.expand) inside each program's window of the referral (run $3's run_bindings), then
+-- referred_at on, summed per product class and period bucket (see ratePlan.expand: the SELECT's
+-- class and bucket) inside each program's window of the referral (run $3's run_bindings), then
 -- priced by run $3's rates (run_rates): for the Referral Program version the referral binds to,
 -- the rows and spend that earn and the exact earnings; for its Serverless Referral Program
 -- version, the rows and spend of the products it counts from its usage_from on; for its

@@ -1,9 +1,9 @@
 -- Per template as of usage cutoff $2 (SPEC 2.3, 7.2): usage on the template by others than its
--- creator, of the products any version counts ({{products}}), summed per product class and period
--- bucket ({{class}}, {{bucket}}: see ratePlan.expand), then priced by run $3's rates for the
--- version the template binds to by its created_at: the rows, runtime and spend that count and the
--- exact earnings. $1 run; {{usage}} as in anomalies_prepare. $4/$5 the shard count/index: a shard
--- keeps its templates. The columns are run_templates'.
+-- creator, of the products any version counts, summed per product class and period bucket (see
+-- ratePlan.expand: the SELECT's class and bucket, the WHERE's products), then priced by run $3's
+-- rates for the version the template binds to by its created_at: the rows, runtime and spend that
+-- count and the exact earnings. $1 run; {{usage}} as in anomalies_prepare. $4/$5 the shard
+-- count/index: a shard keeps its templates. The columns are run_templates'.
 WITH bound AS (
   SELECT t.id, t.creator_id, tt.terms_id
     FROM templates t

@@ -4,8 +4,9 @@
 -- its referrer's enrollment into a partner tier (SPEC 8.2), tier_from and tier_ends bound the
 -- usage that earns under the tier instead; a referral its own version excludes is excluded from
 -- the tier too. Its serverless version's products count toward the bonus from serverless_from
--- on. $3/$4 the shard count/index: a shard keeps the referrals of its referrers and of its
--- referred users. The columns are run_bindings'.
+-- on. {{referrals}}: the referrals table, or the part of it a pass over usage needs. $3/$4 the
+-- shard count/index: a shard keeps the referrals of its referrers and of its referred users. The
+-- columns are run_bindings'.
 SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id, r.referred_at,
        rt.terms_id, st.terms_id AS serverless_terms_id, tt.terms_id AS tier_terms_id,
        CASE WHEN creditrecon_new_account(u.created_at, r.referred_at, rt.max_account_age)
@@ -16,7 +17,7 @@ SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id, r.referred_at,
             THEN pe.enrolled_from END AS tier_from,
        creditrecon_window_end(r.referred_at, tt.window_months, tt.window_days) AS tier_ends,
        st.products AS serverless_products, greatest(r.referred_at, st.usage_from) AS serverless_from
-  FROM referrals r
+  FROM {{referrals}} r
   JOIN users u ON u.id = r.referred_user_id
   LEFT JOIN run_terms rt ON rt.run_id = $1 AND rt.program = 'referral'
                         AND r.referred_at >= rt.valid_from AND r.referred_at < rt.valid_to
