@@ -34,6 +34,7 @@ type ratePlan struct {
 	classes  []int    // classes[i] is the class of products[i]
 	bounds   []time.Time
 	rates    []rateRow
+	tiers    bool // some version is a partner tier (the referral side)
 }
 
 type rateRow struct {
@@ -68,7 +69,9 @@ func referralPlan(t reconcile.Terms) ratePlan {
 			}
 		}
 	}
-	return newRatePlan(sources, bounds, named)
+	plan := newRatePlan(sources, bounds, named)
+	plan.tiers = slices.ContainsFunc(t.Referral, func(v reconcile.ReferralVersion) bool { return v.Tier })
+	return plan
 }
 
 // templatePlan is the plan of the template aggregate.
@@ -164,7 +167,8 @@ func newRatePlan(sources []rateSource, bounds []time.Time, named []string) rateP
 
 // expand writes a rate plan into an aggregate query: {{products}} is the SQL array of the
 // products of a class other than 0, {{class}} a usage row e's product class and {{bucket}} its
-// period bucket. Each is a constant when the plan has one value for the rows the query reads
+// period bucket, {{tiers}} whether usage may earn under a partner tier (false: the planner folds
+// the tier's sums away). Each is a constant when the plan has one value for the rows the query reads
 // (named: the query reads only the plan's products), so that the planner, which counts the
 // distinct products and dates behind an expression, can tell how few groups the aggregate makes.
 // The plan is literal SQL, not parameters: the same plan has the same plan cache entry anyway,
@@ -194,7 +198,8 @@ func (p ratePlan) expand(query string, named bool) string {
 	if len(p.bounds) == 0 {
 		bucket = "0"
 	}
-	return strings.NewReplacer("{{products}}", array(products, "text"), "{{class}}", class, "{{bucket}}", bucket).Replace(query)
+	return strings.NewReplacer("{{products}}", array(products, "text"), "{{class}}", class, "{{bucket}}", bucket,
+		"{{tiers}}", fmt.Sprint(p.tiers)).Replace(query)
 }
 
 // writeTerms records under run the versions of every program in binding order and the rates of

@@ -16,7 +16,7 @@ import (
 // as SQL literals. (That the rendered queries price usage right is what the sums in the jobs and
 // command tests check, under the built-in terms and under random ones.)
 func TestExpand(t *testing.T) {
-	const query = "{{class}} | {{bucket}} | {{products}}"
+	const query = "{{class}} | {{bucket}} | {{products}} | {{tiers}}"
 	runpod, err := terms.Load("../terms/runpod-2025.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestExpand(t *testing.T) {
 		want  []string
 	}{
 		// One referral rate for every product; serverless counting is not a class any more.
-		{"seed referral", referralPlan(seed), false, []string{"0 | 0 | ARRAY[]::text[]"}},
+		{"seed referral", referralPlan(seed), false, []string{"0 | 0 | ARRAY[]::text[] | false"}},
 		// Template usage of pod and serverless only, at one rate: class 1 for every row read.
 		{"seed template", templatePlan(seed), true, []string{"1 | 0 | ARRAY['pod', 'serverless']::text[]"}},
 		// The same plan for a query that reads every product needs the expression.
@@ -37,7 +37,8 @@ func TestExpand(t *testing.T) {
 			"coalesce((ARRAY[1, 1]::integer[])[array_position(ARRAY['pod', 'serverless']::text[], e.product)], 0)"}},
 		// RunPod 2025: pod and serverless at their own rates, the rest at none.
 		{"runpod referral", referralPlan(runpod), false, []string{
-			"coalesce((ARRAY[1, 2]::integer[])[array_position(ARRAY['pod', 'serverless']::text[], e.product)], 0) | 0 |"}},
+			"coalesce((ARRAY[1, 2]::integer[])[array_position(ARRAY['pod', 'serverless']::text[], e.product)], 0) | 0 |",
+			"| true"}}, // the affiliate tier
 		// A rate period from a date: usage before and after it is priced apart.
 		{"rate change", referralPlan(reconcile.Terms{Referral: []reconcile.ReferralVersion{{
 			Version: reconcile.Version{ID: "v1", Enabled: true},

@@ -18,6 +18,12 @@
 -- per run and logged, they cost 0.7 s to write and 0.3 s to analyze at 58,000 referrals, and
 -- grew by a row per referral every night.
 
+-- The account chain check (a row trigger on credit_grants) sums the account's earlier grants,
+-- which credit_grants_chain indexes. PL/pgSQL caches its plan: made while the ledger was empty
+-- (the first run, or a new program's first grants), the cached plan scanned the whole table for
+-- every row inserted, and the first run under RunPod's 2025 terms spent 28 s writing 16,000
+-- grants. With sequential scans off for the function, the plan is the index at any size.
+
 -- +goose Up
 ALTER TABLE run_terms
   ADD COLUMN products   text[],      -- serverless and template versions: the products that count
@@ -30,8 +36,10 @@ ALTER TABLE run_bindings
   SET UNLOGGED;
 ALTER FUNCTION creditrecon_window_end(timestamptz, integer, integer) STABLE;
 ALTER FUNCTION creditrecon_new_account(timestamptz, timestamptz, interval) STABLE;
+ALTER FUNCTION credit_grants_check_chain() SET enable_seqscan = off;
 
 -- +goose Down
+ALTER FUNCTION credit_grants_check_chain() RESET enable_seqscan;
 ALTER FUNCTION creditrecon_new_account(timestamptz, timestamptz, interval) IMMUTABLE;
 ALTER FUNCTION creditrecon_window_end(timestamptz, integer, integer) IMMUTABLE;
 ALTER TABLE run_bindings DROP COLUMN serverless_from, DROP COLUMN serverless_products,

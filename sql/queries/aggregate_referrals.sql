@@ -5,20 +5,21 @@
 -- the rows and spend that earn and the exact earnings; for its Serverless Referral Program
 -- version, the rows and spend of the products it counts from its usage_from on; for its
 -- referrer's partner tier, from the enrollment and inside the tier's window, the usage that earns
--- under the tier instead (tier_*). $1 run; {{usage}} as in anomalies_prepare. The bindings hold
--- only the referrals of the run's shard. The columns are run_referrals'.
+-- under the tier instead (tier_*: folded away when the terms have no tier, see ratePlan.expand).
+-- $1 run; {{usage}} as in anomalies_prepare. The bindings hold only the referrals of the run's
+-- shard. The columns are run_referrals'.
 WITH buckets AS (
   SELECT b.referred_user_id, {{class}} AS class, {{bucket}} AS bucket,
-         count(*) FILTER (WHERE e.occurred_at < b.ends AND NOT coalesce(e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends, false)) AS rows,
-         sum(e.amount_usd) FILTER (WHERE e.occurred_at < b.ends AND NOT coalesce(e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends, false)) AS usd,
-         count(*) FILTER (WHERE e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends) AS tier_rows,
-         sum(e.amount_usd) FILTER (WHERE e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends) AS tier_usd,
+         count(*) FILTER (WHERE e.occurred_at < b.ends AND NOT ({{tiers}} AND coalesce(e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends, false))) AS rows,
+         sum(e.amount_usd) FILTER (WHERE e.occurred_at < b.ends AND NOT ({{tiers}} AND coalesce(e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends, false))) AS usd,
+         count(*) FILTER (WHERE {{tiers}} AND e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends) AS tier_rows,
+         sum(e.amount_usd) FILTER (WHERE {{tiers}} AND e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends) AS tier_usd,
          count(*) FILTER (WHERE e.occurred_at >= b.serverless_from AND e.occurred_at < b.serverless_ends AND e.product = ANY(b.serverless_products)) AS serverless_rows,
          sum(e.amount_usd) FILTER (WHERE e.occurred_at >= b.serverless_from AND e.occurred_at < b.serverless_ends AND e.product = ANY(b.serverless_products)) AS serverless_usd
     FROM run_bindings b
     JOIN {{usage}} e ON e.user_id = b.referred_user_id
    WHERE b.run_id = $3 AND e.occurred_at >= b.referred_at AND e.occurred_at < $2
-     AND (e.occurred_at < b.ends OR e.occurred_at < b.serverless_ends OR (e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends))
+     AND (e.occurred_at < b.ends OR e.occurred_at < b.serverless_ends OR ({{tiers}} AND e.occurred_at >= b.tier_from AND e.occurred_at < b.tier_ends))
      AND NOT EXISTS (SELECT FROM run_anomalies a WHERE a.run_id = $1 AND a.usage_event_id = e.id)
    GROUP BY 1, 2, 3
 )
