@@ -585,7 +585,15 @@ func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query strin
 		if err := s.tx.SelectContext(ctx, &plan, "EXPLAIN (ANALYZE, BUFFERS) "+create, args...); err != nil {
 			return translate(err)
 		}
-		fmt.Fprintf(w, "-- into %s, with %v:\n%s\n\n%s\n\n", table, args, strings.TrimSpace(query), strings.Join(plan, "\n"))
+		params := make([]string, len(args))
+		for i, arg := range args {
+			params[i] = fmt.Sprintf("$%d = %v", i+1, arg)
+			if t, ok := arg.(time.Time); ok {
+				params[i] = fmt.Sprintf("$%d = %s", i+1, t.UTC().Format(time.RFC3339Nano))
+			}
+		}
+		fmt.Fprintf(w, "-- into %s, with %s:\n%s\n\n%s\n\n", table, strings.Join(params, ", "), strings.TrimSpace(query),
+			strings.Join(plan, "\n"))
 	} else if _, err := s.tx.ExecContext(ctx, create, args...); err != nil {
 		return translate(err)
 	}
