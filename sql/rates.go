@@ -27,8 +27,8 @@ import (
 // The query sums usage per account, class and bucket, then joins run_rates, which holds the rate
 // of each (version, class, bucket): earned is the exact sum of amount × rate, and the rows and
 // spend that count are those with a rate. With the built-in terms each side has one class and
-// one bucket, and the plan's expressions are constants (see expressions), which lets the planner
-// see that it makes one group per account.
+// one bucket, and the plan's expressions are constants (see expand), which lets the planner see
+// that it makes one group per account.
 type ratePlan struct {
 	products []string // the products of a class other than 0
 	classes  []int    // classes[i] is the class of products[i]
@@ -168,11 +168,11 @@ func newRatePlan(sources []rateSource, bounds []time.Time, named []string) rateP
 // expand writes a rate plan into an aggregate query: {{products}} is the SQL array of the
 // products of a class other than 0, {{class}} a usage row e's product class and {{bucket}} its
 // period bucket, {{tiers}} whether usage may earn under a partner tier (false: the planner folds
-// the tier's sums away). Each is a constant when the plan has one value for the rows the query reads
-// (named: the query reads only the plan's products), so that the planner, which counts the
-// distinct products and dates behind an expression, can tell how few groups the aggregate makes.
-// The plan is literal SQL, not parameters: the same plan has the same plan cache entry anyway,
-// and a parameter a constant replaces would be left without a type.
+// the tier's sums away). Class and bucket are constants when the plan has one value for the rows
+// the query reads (named: the query reads only the plan's products), so that the planner, which
+// counts the distinct products and dates behind an expression, can tell how few groups the
+// aggregate makes. The plan is literal SQL, not parameters: a parameter that a constant replaces
+// would be left without a type.
 func (p ratePlan) expand(query string, named bool) string {
 	products, classes, bounds := make([]string, len(p.products)), make([]string, len(p.classes)), make([]string, len(p.bounds))
 	for i, product := range p.products {

@@ -567,6 +567,8 @@ func (s *Snapshot) insertAggregate(ctx context.Context, table, query string, arg
 	return s.insertRows(ctx, false, table, query, args...)
 }
 
+// insertRows is insertSelect with sorting on or off for the statement; under WithExplain it runs
+// the statement under EXPLAIN ANALYZE and writes the query and its plan.
 func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query string, args ...any) error {
 	exec := func(statements ...string) error {
 		for _, stmt := range statements {
@@ -585,20 +587,25 @@ func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query strin
 		if err := s.tx.SelectContext(ctx, &plan, "EXPLAIN (ANALYZE, BUFFERS) "+create, args...); err != nil {
 			return translate(err)
 		}
-		params := make([]string, len(args))
-		for i, arg := range args {
-			params[i] = fmt.Sprintf("$%d = %v", i+1, arg)
-			if t, ok := arg.(time.Time); ok {
-				params[i] = fmt.Sprintf("$%d = %s", i+1, t.UTC().Format(time.RFC3339Nano))
-			}
-		}
-		fmt.Fprintf(w, "-- into %s, with %s:\n%s\n\n%s\n\n", table, strings.Join(params, ", "), strings.TrimSpace(query),
+		fmt.Fprintf(w, "-- into %s, with %s:\n%s\n\n%s\n\n", table, parameters(args), strings.TrimSpace(query),
 			strings.Join(plan, "\n"))
 	} else if _, err := s.tx.ExecContext(ctx, create, args...); err != nil {
 		return translate(err)
 	}
 	return exec("RESET parallel_tuple_cost", "RESET enable_sort",
 		"INSERT INTO "+table+" SELECT * FROM creditrecon_rows", "DROP TABLE creditrecon_rows")
+}
+
+// parameters lists a statement's arguments as $1 = ..., times in RFC 3339.
+func parameters(args []any) string {
+	params := make([]string, len(args))
+	for i, arg := range args {
+		if t, ok := arg.(time.Time); ok {
+			arg = t.UTC().Format(time.RFC3339Nano)
+		}
+		params[i] = fmt.Sprintf("$%d = %v", i+1, arg)
+	}
+	return strings.Join(params, ", ")
 }
 
 type explainKey struct{}
