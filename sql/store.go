@@ -435,7 +435,13 @@ func (s *Snapshot) run(runID int64) int64 {
 	return runID
 }
 
-// usageQuery returns an aggregate query reading from source: usage_events, or run_delta.
+// The usage a pass reads: all of it, or (an incremental run) the rows since its base run.
+const (
+	allUsage   = "usage_events"
+	deltaUsage = "(SELECT * FROM run_delta WHERE counted)"
+)
+
+// usageQuery returns an aggregate query reading from source: allUsage or deltaUsage.
 func usageQuery(name, source string) string {
 	return strings.ReplaceAll(query(name), "{{usage}}", source)
 }
@@ -497,7 +503,7 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 		res.FullBecause = reason
 	}
 	res.Mode = "full"
-	if err := s.aggregate(ctx, run, run, "usage_events", in); err != nil {
+	if err := s.aggregate(ctx, run, run, allUsage, in); err != nil {
 		return res, err
 	}
 	var counts struct {
@@ -508,7 +514,7 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 		return res, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
 	}
 	res.ConsideredBefore, res.Considered = counts.Before, counts.Before+counts.Future
-	return s.finishAggregate(ctx, run, runID, "usage_events", in, res, info.SnapshotAt, info.SeenSince)
+	return s.finishAggregate(ctx, run, runID, allUsage, in, res, info.SnapshotAt, info.SeenSince)
 }
 
 // aggregate finds the anomalies of source's rows and aggregates the others under run, priced by
@@ -525,7 +531,7 @@ func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source st
 	// Bind the referrals whose usage the pass reads: every referral, or (reading the usage since
 	// a base run) those of the users in it. The bindings hold only this shard's referrals.
 	bound := "referrals"
-	if source != "usage_events" {
+	if source != allUsage {
 		bound = "(SELECT * FROM referrals WHERE referred_user_id IN (SELECT user_id FROM " + source + " e))"
 	}
 	if _, err := s.tx.ExecContext(ctx, "INSERT INTO run_bindings "+strings.ReplaceAll(query("bindings_insert"), "{{referrals}}", bound),
@@ -567,7 +573,7 @@ func (s *Snapshot) insertAggregate(ctx context.Context, table, query string, arg
 	return s.insertRows(ctx, false, table, query, args...)
 }
 
-// insertRows is insertSelect with sorting on or off for the statement; under WithExplain it runs
+// insertRows is insertSelect with sorting on, or off for the statement; under WithExplain it runs
 // the statement under EXPLAIN ANALYZE and writes the query and its plan.
 func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query string, args ...any) error {
 	exec := func(statements ...string) error {
@@ -578,7 +584,11 @@ func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query strin
 		}
 		return nil
 	}
-	if err := exec("SET LOCAL parallel_tuple_cost = 0.001", fmt.Sprintf("SET LOCAL enable_sort = %t", sort)); err != nil {
+	set, reset := []string{"SET LOCAL parallel_tuple_cost = 0.001"}, []string{"RESET parallel_tuple_cost"}
+	if !sort {
+		set, reset = append(set, "SET LOCAL enable_sort = off"), append(reset, "RESET enable_sort")
+	}
+	if err := exec(set...); err != nil {
 		return err
 	}
 	create := "CREATE TEMP TABLE creditrecon_rows AS " + query
@@ -592,8 +602,7 @@ func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query strin
 	} else if _, err := s.tx.ExecContext(ctx, create, args...); err != nil {
 		return translate(err)
 	}
-	return exec("RESET parallel_tuple_cost", "RESET enable_sort",
-		"INSERT INTO "+table+" SELECT * FROM creditrecon_rows", "DROP TABLE creditrecon_rows")
+	return exec(append(reset, "INSERT INTO "+table+" SELECT * FROM creditrecon_rows", "DROP TABLE creditrecon_rows")...)
 }
 
 // parameters lists a statement's arguments as $1 = ..., times in RFC 3339.
@@ -661,7 +670,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 	}
 	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
 	delta := s.scratch - 1<<32
-	if err := s.aggregate(ctx, delta, run, "(SELECT * FROM run_delta WHERE counted)", in); err != nil {
+	if err := s.aggregate(ctx, delta, run, deltaUsage, in); err != nil {
 		return res, err
 	}
 	for _, name := range []string{"delta_merge_referrals", "delta_merge_templates"} {
