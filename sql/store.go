@@ -473,9 +473,18 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 	if err := s.tx.GetContext(ctx, &info, query("snapshot_info"), fmt.Sprintf("%d seconds", int64(in.LateMargin.Seconds()))); err != nil {
 		return res, fmt.Errorf("snapshot time: %w", translate(err))
 	}
-	if err := s.tx.GetContext(ctx, &res.Fingerprint, query("fingerprint"), in.UsageCutoff()); err != nil {
+	var fp struct {
+		Current string  `db:"current"`
+		Base    *string `db:"base"`
+	}
+	var baseCutoff any
+	if base != nil {
+		baseCutoff = base.UsageCutoff
+	}
+	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), in.UsageCutoff(), baseCutoff); err != nil {
 		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
 	}
+	res.Fingerprint = fp.Current
 	if runID == 0 {
 		// A snapshot may plan more than once (simulate: current and proposed terms).
 		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups"} {
@@ -493,7 +502,7 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 		}
 	}
 	if base != nil {
-		reason, err := s.baseInvalid(ctx, base)
+		reason, err := s.baseInvalid(ctx, base, *fp.Base)
 		if err != nil {
 			return res, err
 		}
@@ -503,7 +512,11 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 		res.FullBecause = reason
 	}
 	res.Mode = "full"
-	if err := s.aggregate(ctx, run, run, allUsage, in); err != nil {
+	var seen any // a real run records the rows it saw in the anomaly pass
+	if runID != 0 {
+		seen = info.SeenSince
+	}
+	if err := s.aggregate(ctx, run, run, allUsage, in, seen); err != nil {
 		return res, err
 	}
 	var counts struct {
@@ -514,14 +527,19 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 		return res, fmt.Errorf("count usage as_of=%s: %w", at, translate(err))
 	}
 	res.ConsideredBefore, res.Considered = counts.Before, counts.Before+counts.Future
-	return s.finishAggregate(ctx, run, runID, allUsage, in, res, info.SnapshotAt, info.SeenSince)
+	return s.finishAggregate(ctx, run, runID, in, res, info.SnapshotAt, info.SeenSince)
 }
 
 // aggregate finds the anomalies of source's rows and aggregates the others under run, priced by
-// the terms recorded under termsRun (see writeTerms).
-func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source string, in jobs.AggregateInput) error {
+// the terms recorded under termsRun (see writeTerms). With seenSince set (a time), the same scan
+// records in run_seen the rows before the cutoff ingested since then.
+func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source string, in jobs.AggregateInput, seenSince any) error {
 	at, cutoff := in.AsOf.Format(time.RFC3339), in.UsageCutoff()
-	if err := s.insertSelect(ctx, "run_anomalies", usageQuery("anomalies_prepare", source), run, cutoff, in.Latest, in.MaxAmount); err != nil {
+	const anomalyColumns = "run_id, usage_event_id, reason, user_id, product, template_id, amount_usd, occurred_at"
+	if err := s.insertRows(ctx, true, []string{
+		"run_anomalies SELECT " + anomalyColumns + " FROM creditrecon_rows WHERE reason IS NOT NULL",
+		"run_seen SELECT run_id, usage_event_id FROM creditrecon_rows WHERE seen",
+	}, usageQuery("anomalies_prepare", source), run, cutoff, in.Latest, in.MaxAmount, seenSince); err != nil {
 		return fmt.Errorf("find anomalies as_of=%s: %w", at, err)
 	}
 	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
@@ -560,7 +578,7 @@ func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source st
 // the planner cannot tell how few rows the anomaly filter lets through and would otherwise scan
 // ten million rows on one core.
 func (s *Snapshot) insertSelect(ctx context.Context, table, query string, args ...any) error {
-	return s.insertRows(ctx, true, table, query, args...)
+	return s.insertRows(ctx, true, []string{table + " SELECT * FROM creditrecon_rows"}, query, args...)
 }
 
 // insertAggregate is insertSelect for a rate plan's aggregate, grouped by account, product class
@@ -570,12 +588,13 @@ func (s *Snapshot) insertSelect(ctx context.Context, table, query string, args .
 // faster at 3M rows, and spares the sort's spill to disk beyond. A wrong guess costs little: a
 // hash aggregate that outgrows work_mem spills too.
 func (s *Snapshot) insertAggregate(ctx context.Context, table, query string, args ...any) error {
-	return s.insertRows(ctx, false, table, query, args...)
+	return s.insertRows(ctx, false, []string{table + " SELECT * FROM creditrecon_rows"}, query, args...)
 }
 
-// insertRows is insertSelect with sorting on, or off for the statement; under WithExplain it runs
-// the statement under EXPLAIN ANALYZE and writes the query and its plan.
-func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query string, args ...any) error {
+// insertRows is insertSelect with sorting on, or off for the statement, and with the rows going
+// where each of inserts says: `TABLE SELECT ... FROM creditrecon_rows ...`, the tail of an INSERT.
+// Under WithExplain it runs the statement under EXPLAIN ANALYZE and writes the query and its plan.
+func (s *Snapshot) insertRows(ctx context.Context, sort bool, inserts []string, query string, args ...any) error {
 	exec := func(statements ...string) error {
 		for _, stmt := range statements {
 			if _, err := s.tx.ExecContext(ctx, stmt); err != nil {
@@ -597,12 +616,19 @@ func (s *Snapshot) insertRows(ctx context.Context, sort bool, table, query strin
 		if err := s.tx.SelectContext(ctx, &plan, "EXPLAIN (ANALYZE, BUFFERS) "+create, args...); err != nil {
 			return translate(err)
 		}
-		fmt.Fprintf(w, "-- into %s, with %s:\n%s\n\n%s\n\n", table, parameters(args), strings.TrimSpace(query),
+		tables := make([]string, len(inserts))
+		for i, insert := range inserts {
+			tables[i], _, _ = strings.Cut(insert, " ")
+		}
+		fmt.Fprintf(w, "-- into %s, with %s:\n%s\n\n%s\n\n", strings.Join(tables, ", "), parameters(args), strings.TrimSpace(query),
 			strings.Join(plan, "\n"))
 	} else if _, err := s.tx.ExecContext(ctx, create, args...); err != nil {
 		return translate(err)
 	}
-	return exec(append(reset, "INSERT INTO "+table+" SELECT * FROM creditrecon_rows", "DROP TABLE creditrecon_rows")...)
+	for _, insert := range inserts {
+		reset = append(reset, "INSERT INTO "+insert)
+	}
+	return exec(append(reset, "DROP TABLE creditrecon_rows")...)
 }
 
 // parameters lists a statement's arguments as $1 = ..., times in RFC 3339.
@@ -626,8 +652,9 @@ func WithExplain(ctx context.Context, w io.Writer) context.Context {
 	return context.WithValue(ctx, explainKey{}, w)
 }
 
-// baseInvalid says why base's aggregates cannot be extended, or "" when they can.
-func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string, error) {
+// baseInvalid says why base's aggregates cannot be extended, or "" when they can; fingerprint is
+// what base's fingerprint is in this snapshot.
+func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun, fingerprint string) (string, error) {
 	// The base was chosen outside this snapshot (a dry run holds no lock): its aggregates are
 	// here as long as no newer run of its cutoff pruned them (see WriteGrants).
 	var latest bool
@@ -640,11 +667,7 @@ func (s *Snapshot) baseInvalid(ctx context.Context, base *jobs.BaseRun) (string,
 	if !latest {
 		return fmt.Sprintf("base run %d was superseded by a newer run of its cutoff", base.ID), nil
 	}
-	var fp string
-	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), base.UsageCutoff); err != nil {
-		return "", fmt.Errorf("fingerprint of base run %d: %w", base.ID, translate(err))
-	}
-	if fp != base.Fingerprint {
+	if fingerprint != base.Fingerprint {
 		return fmt.Sprintf("referrals or templates before base run %d's cutoff changed", base.ID), nil
 	}
 	var valid bool
@@ -665,12 +688,12 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 		return res, fmt.Errorf("read usage since base run %d: %w", base.ID, translate(err))
 	}
 	// Autovacuum never analyzes a temporary table: without statistics the joins below guess.
-	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta"); err != nil {
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta (user_id, template_id, occurred_at, counted)"); err != nil {
 		return res, fmt.Errorf("analyze the usage since base run %d: %w", base.ID, translate(err))
 	}
 	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
 	delta := s.scratch - 1<<32
-	if err := s.aggregate(ctx, delta, run, deltaUsage, in); err != nil {
+	if err := s.aggregate(ctx, delta, run, deltaUsage, in, nil); err != nil {
 		return res, err
 	}
 	for _, name := range []string{"delta_merge_referrals", "delta_merge_templates"} {
@@ -697,22 +720,24 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 	res.DeltaRows = counts.Before
 	res.ConsideredBefore = base.ConsideredBefore + counts.Before
 	res.Considered = res.ConsideredBefore + counts.Future
-	return s.finishAggregate(ctx, run, run, "run_delta", in, res, snapshotAt, seenSince)
+	if run > 0 {
+		if err := s.insertSelect(ctx, "run_seen", query("seen_insert"), run, seenSince, in.UsageCutoff()); err != nil {
+			return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), err)
+		}
+	}
+	return s.finishAggregate(ctx, run, run, in, res, snapshotAt, seenSince)
 }
 
-// finishAggregate records what the next run needs to extend this one: the rows ingested since
-// seenSince that this run saw (found in source, the table it scanned), and, for a real run, its
-// mode, base and fingerprint.
-func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, source string, in jobs.AggregateInput, res jobs.Aggregates,
+// finishAggregate counts the run's anomalies and, for a real run, records what the next run needs
+// to extend this one (the rows it saw since seenSince are in run_seen already): its mode, base
+// and fingerprint.
+func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, in jobs.AggregateInput, res jobs.Aggregates,
 	snapshotAt, seenSince time.Time) (jobs.Aggregates, error) {
 	if err := s.tx.GetContext(ctx, &res.Anomalies, "SELECT count(*) FROM run_anomalies WHERE run_id = $1", run); err != nil {
 		return res, fmt.Errorf("count anomalies: %w", translate(err))
 	}
 	if runID == 0 || run < 0 {
 		return res, nil
-	}
-	if err := s.insertSelect(ctx, "run_seen", usageQuery("seen_insert", source), run, seenSince, in.UsageCutoff()); err != nil {
-		return res, fmt.Errorf("record rows seen since %s: %w", seenSince.Format(time.RFC3339), err)
 	}
 	input, err := json.Marshal(in.Key())
 	if err != nil {

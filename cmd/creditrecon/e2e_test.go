@@ -224,7 +224,7 @@ func TestRunQueryPlans(t *testing.T) {
 		t.Errorf("dry run --query-plans keys: got %q, want %q", got, fixtureKeys)
 	}
 	for _, table := range []string{"run_anomalies", "run_referrals", "run_templates"} {
-		pass := regexp.MustCompile(`(?s)-- into ` + table + `, with .*?\n\n.*?Execution Time: [0-9.]+ ms`)
+		pass := regexp.MustCompile(`(?s)-- into ` + table + `(, \w+)*, with .*?\n\n.*?Execution Time: [0-9.]+ ms`)
 		if !pass.MatchString(stderr) {
 			t.Errorf("--query-plans shows no plan of the pass into %s:\n%s", table, stderr)
 		}

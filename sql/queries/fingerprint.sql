@@ -1,12 +1,27 @@
--- What attributes old usage: the referrals made before cutoff $1 (with their referred users'
--- creation, which new-account limits read), the templates created before it, and the partner
--- tier enrollments. An incremental run requires its base's fingerprint to be unchanged. Sums of
--- 64-bit hashes and counts need no sort; any change to a row changes them, bar a 2^-64 coincidence.
-SELECT concat_ws('/',
-         (SELECT count(*) || ':' || coalesce(sum(hashtextextended(r.referred_user_id || '|' || r.referrer_id || '|' || r.referred_at::text
-                                                                    || '|' || u.created_at::text, 0)::numeric), 0)
-            FROM referrals r JOIN users u ON u.id = r.referred_user_id WHERE r.referred_at < $1),
-         (SELECT count(*) || ':' || coalesce(sum(hashtextextended(id || '|' || creator_id, 0)::numeric), 0)
-            FROM templates WHERE created_at < $1),
-         (SELECT count(*) || ':' || coalesce(sum(hashtextextended(referrer_id || '|' || tier || '|' || enrolled_from::text, 0)::numeric), 0)
-            FROM partner_enrollments));
+-- What attributes old usage as of cutoff $1, and as of cutoff $2 (a base run's; NULL for none):
+-- the referrals made before the cutoff (with their referred users' creation, which new-account
+-- limits read), the templates created before it, and the partner tier enrollments. An
+-- incremental run requires its base's fingerprint to be unchanged; both come from one pass.
+-- Sums of 64-bit hashes and counts need no sort; any change to a row changes them, bar a 2^-64
+-- coincidence.
+WITH r AS (
+  SELECT count(*) FILTER (WHERE r.referred_at < $1) AS n1, sum(h) FILTER (WHERE r.referred_at < $1) AS h1,
+         count(*) FILTER (WHERE r.referred_at < $2) AS n2, sum(h) FILTER (WHERE r.referred_at < $2) AS h2
+    FROM referrals r
+    JOIN users u ON u.id = r.referred_user_id
+   CROSS JOIN LATERAL (SELECT hashtextextended(r.referred_user_id || '|' || r.referrer_id || '|' || r.referred_at::text
+                                               || '|' || u.created_at::text, 0)::numeric AS h) x
+   WHERE r.referred_at < greatest($1, $2)
+), t AS (
+  SELECT count(*) FILTER (WHERE created_at < $1) AS n1, sum(h) FILTER (WHERE created_at < $1) AS h1,
+         count(*) FILTER (WHERE created_at < $2) AS n2, sum(h) FILTER (WHERE created_at < $2) AS h2
+    FROM templates
+   CROSS JOIN LATERAL (SELECT hashtextextended(id || '|' || creator_id, 0)::numeric AS h) x
+   WHERE created_at < greatest($1, $2)
+), p AS (
+  SELECT count(*) || ':' || coalesce(sum(hashtextextended(referrer_id || '|' || tier || '|' || enrolled_from::text, 0)::numeric), 0) AS fp
+    FROM partner_enrollments
+)
+SELECT concat_ws('/', r.n1 || ':' || coalesce(r.h1, 0), t.n1 || ':' || coalesce(t.h1, 0), p.fp) AS current,
+       CASE WHEN $2 IS NOT NULL THEN concat_ws('/', r.n2 || ':' || coalesce(r.h2, 0), t.n2 || ':' || coalesce(t.h2, 0), p.fp) END AS base
+  FROM r, t, p;
