@@ -88,6 +88,10 @@ func (t Terms) EvaluateServerless(st ServerlessTotals) [2]Decision {
 	v, ok := t.ServerlessVersion(st.TermsID)
 	why := unpaid(v.Version, ok)
 	reached := why == "" && st.Spend.GreaterThanOrEqual(v.Threshold)
+	var pending string // why neither role is paid yet, formatted once for both
+	if why == "" && !reached {
+		pending = "serverless spend " + st.Spend.StringFixed(2) + ", needs " + v.Threshold.StringFixed(2)
+	}
 	role := func(role, beneficiary string, bonus, granted decimal.Decimal) Decision {
 		d := Decision{
 			Program: ServerlessReferral, TermsID: st.TermsID, AccountID: st.ReferredUserID, BeneficiaryID: beneficiary,
@@ -109,7 +113,7 @@ func (t Terms) EvaluateServerless(st ServerlessTotals) [2]Decision {
 			d.Status, d.Reason = StatusRefunded, "bonus paid; refunds took serverless spend under the threshold"
 		default:
 			d.Status = StatusPending
-			d.Reason = fmt.Sprintf("serverless spend %s, needs %s", st.Spend.StringFixed(2), v.Threshold.StringFixed(2))
+			d.Reason = pending
 		}
 		return t.hold(d)
 	}

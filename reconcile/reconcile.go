@@ -56,12 +56,10 @@ const (
 	StatusCapped   = "capped"   // eligible, and the target is the version's cap_usd
 )
 
-var hundred = decimal.NewFromInt(100)
-
 // FloorToCent rounds d down to whole cents (towards negative infinity). It is the only rounding
 // the programs use: remainders are never paid early, they carry into later runs.
 func FloorToCent(d decimal.Decimal) decimal.Decimal {
-	return d.Mul(hundred).Floor().Div(hundred).Truncate(2)
+	return d.RoundFloor(2)
 }
 
 // ReferrerTotals are a referrer's aggregates as of a cutoff.
