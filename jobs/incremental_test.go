@@ -108,6 +108,12 @@ func TestIncrementalEqualsFull(t *testing.T) {
 				if d.Equal(date("2026-02-05")) { // a referral recorded late, dated in the past: the base no longer holds
 					f.exec(`INSERT INTO referrals VALUES ('late_ref', 'ref2', '2026-01-20')`)
 				}
+				switch {
+				case d.Equal(date("2026-02-06")): // usage of a user billing has not recorded yet, before any holding: an anomaly
+					f.usage("ghost", "pod", "", "5", 100, d.AddDate(0, 0, -5).Format(time.RFC3339))
+				case d.Equal(date("2026-02-07")): // the user appears: the base's anomalies no longer hold
+					f.exec(`INSERT INTO users (id, created_at) VALUES ('ghost', '2026-01-01')`)
+				}
 				cutoff := d.AddDate(0, 0, 1)
 				res, err := f.r.Run(ctx, jobs.RunOptions{AsOf: cutoff})
 				if err != nil {
@@ -122,6 +128,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 				}
 				if d.Equal(date("2026-02-05")) && agg.Mode != "full" {
 					t.Errorf("after a backdated referral: mode %q, want full", agg.Mode)
+				}
+				if d.Equal(date("2026-02-07")) && agg.Mode != "full" {
+					t.Errorf("after a user unknown to the base appeared: mode %q, want full", agg.Mode)
 				}
 				// The row committed after the nightly run: the next run of the cutoff, extending
 				// the nightly one, finds it; a full run must agree.
