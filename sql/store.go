@@ -473,18 +473,6 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 	if err := s.tx.GetContext(ctx, &info, query("snapshot_info"), fmt.Sprintf("%d seconds", int64(in.LateMargin.Seconds()))); err != nil {
 		return res, fmt.Errorf("snapshot time: %w", translate(err))
 	}
-	var fp struct {
-		Current string  `db:"current"`
-		Base    *string `db:"base"`
-	}
-	var baseCutoff any
-	if base != nil {
-		baseCutoff = base.UsageCutoff
-	}
-	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), in.UsageCutoff(), baseCutoff); err != nil {
-		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
-	}
-	res.Fingerprint = fp.Current
 	if runID == 0 {
 		// A snapshot may plan more than once (simulate: current and proposed terms).
 		for _, table := range []string{"run_anomalies", "run_referrals", "run_templates", "run_terms", "run_rates", "run_signups"} {
@@ -496,6 +484,18 @@ func (s *Snapshot) aggregateRun(ctx context.Context, runID int64, in jobs.Aggreg
 	if err := writeTerms(ctx, s.tx, run, in.Terms, referralPlan(in.Terms), templatePlan(in.Terms)); err != nil {
 		return res, err
 	}
+	var fp struct {
+		Current string  `db:"current"`
+		Base    *string `db:"base"`
+	}
+	var baseCutoff any
+	if base != nil {
+		baseCutoff = base.UsageCutoff
+	}
+	if err := s.tx.GetContext(ctx, &fp, query("fingerprint"), in.UsageCutoff(), baseCutoff, run); err != nil {
+		return res, fmt.Errorf("fingerprint as_of=%s: %w", at, translate(err))
+	}
+	res.Fingerprint = fp.Current
 	if len(in.Terms.Signup) > 0 {
 		if err := s.insertSelect(ctx, "run_signups", query("aggregate_signups"), run, in.AsOf, max(in.Shard.Count, 1), in.Shard.Index); err != nil {
 			return res, fmt.Errorf("aggregate signup loads as_of=%s: %w", at, err)
@@ -542,8 +542,12 @@ func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source st
 	}, usageQuery("anomalies_prepare", source), run, cutoff, in.Latest, in.MaxAmount, seenSince); err != nil {
 		return fmt.Errorf("find anomalies as_of=%s: %w", at, err)
 	}
-	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
-		return fmt.Errorf("analyze anomalies: %w", translate(err))
+	// The passes over the whole history anti-join its anomalies, and plan that join by their count;
+	// over a day's rows any plan of it is cheap, and analyzing would cost more than it saves.
+	if source == allUsage {
+		if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
+			return fmt.Errorf("analyze anomalies: %w", translate(err))
+		}
 	}
 	shards, shard := max(in.Shard.Count, 1), in.Shard.Index
 	// Bind the referrals whose usage the pass reads: every referral, or (reading the usage since

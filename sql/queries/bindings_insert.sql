@@ -18,11 +18,16 @@ SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id, r.referred_at,
        creditrecon_window_end(r.referred_at, tt.window_months, tt.window_days) AS tier_ends,
        st.products AS serverless_products, greatest(r.referred_at, st.usage_from) AS serverless_from
   FROM {{referrals}} r
-  JOIN users u ON u.id = r.referred_user_id
   LEFT JOIN run_terms rt ON rt.run_id = $1 AND rt.program = 'referral'
                         AND r.referred_at >= rt.valid_from AND r.referred_at < rt.valid_to
   LEFT JOIN run_terms st ON st.run_id = $1 AND st.program = 'serverless_referral'
                         AND r.referred_at >= st.valid_from AND r.referred_at < st.valid_to
+  -- The referred user's creation, looked up only under versions with an account-age limit (the
+  -- OFFSET keeps the lookup a per-referral probe that the limit gates; without a limit NULL
+  -- does, since creditrecon_new_account tests the limit first).
+  LEFT JOIN LATERAL (SELECT u.created_at FROM users u
+                      WHERE u.id = r.referred_user_id AND (rt.max_account_age IS NOT NULL OR st.max_account_age IS NOT NULL)
+                     OFFSET 0) u ON true
   LEFT JOIN partner_enrollments pe ON pe.referrer_id = r.referrer_id
   LEFT JOIN run_terms tt ON tt.run_id = $1 AND tt.program = 'referral' AND tt.terms_id = pe.tier
  WHERE r.referred_at < $2 AND r.referrer_id <> r.referred_user_id

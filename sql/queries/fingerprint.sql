@@ -1,16 +1,19 @@
 -- What attributes old usage as of cutoff $1, and as of cutoff $2 (a base run's; NULL for none):
--- the referrals made before the cutoff (with their referred users' creation, which new-account
--- limits read), the templates created before it, and the partner tier enrollments. An
--- incremental run requires its base's fingerprint to be unchanged; both come from one pass.
--- Sums of 64-bit hashes and counts need no sort; any change to a row changes them, bar a 2^-64
--- coincidence.
-WITH r AS (
+-- the referrals made before the cutoff (with their referred users' creation when run $3's terms
+-- have a new-account limit, which reads it), the templates created before it, and the partner
+-- tier enrollments. An incremental run requires its base's fingerprint to be unchanged (its
+-- terms are this run's, or it is no base); both come from one pass. Sums of 64-bit hashes and
+-- counts need no sort; any change to a row changes them, bar a 2^-64 coincidence.
+WITH ages AS (
+  SELECT EXISTS (SELECT FROM run_terms WHERE run_id = $3 AND max_account_age IS NOT NULL) AS read
+), r AS (
   SELECT count(*) FILTER (WHERE r.referred_at < $1) AS n1, sum(h) FILTER (WHERE r.referred_at < $1) AS h1,
          count(*) FILTER (WHERE r.referred_at < $2) AS n2, sum(h) FILTER (WHERE r.referred_at < $2) AS h2
     FROM referrals r
-    JOIN users u ON u.id = r.referred_user_id
-   CROSS JOIN LATERAL (SELECT hashtextextended(r.referred_user_id || '|' || r.referrer_id || '|' || r.referred_at::text
-                                               || '|' || u.created_at::text, 0)::numeric AS h) x
+   CROSS JOIN LATERAL (SELECT hashtextextended(concat_ws('|', r.referred_user_id, r.referrer_id, r.referred_at::text,
+                                                         CASE WHEN (SELECT read FROM ages)
+                                                              THEN (SELECT u.created_at FROM users u WHERE u.id = r.referred_user_id)::text END),
+                                               0)::numeric AS h) x
    WHERE r.referred_at < greatest($1, $2)
 ), t AS (
   SELECT count(*) FILTER (WHERE created_at < $1) AS n1, sum(h) FILTER (WHERE created_at < $1) AS h1,
