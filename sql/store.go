@@ -542,12 +542,8 @@ func (s *Snapshot) aggregate(ctx context.Context, run, termsRun int64, source st
 	}, usageQuery("anomalies_prepare", source), run, cutoff, in.Latest, in.MaxAmount, seenSince); err != nil {
 		return fmt.Errorf("find anomalies as_of=%s: %w", at, err)
 	}
-	// The passes over the whole history anti-join its anomalies, and plan that join by their count;
-	// over a day's rows any plan of it is cheap, and analyzing would cost more than it saves.
-	if source == allUsage {
-		if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
-			return fmt.Errorf("analyze anomalies: %w", translate(err))
-		}
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_anomalies"); err != nil {
+		return fmt.Errorf("analyze anomalies: %w", translate(err))
 	}
 	shards, shard := max(in.Shard.Count, 1), in.Shard.Index
 	// Bind the referrals whose usage the pass reads: every referral, or (reading the usage since
@@ -694,7 +690,7 @@ func (s *Snapshot) aggregateIncremental(ctx context.Context, run int64, in jobs.
 		return res, fmt.Errorf("read usage since base run %d: %w", base.ID, translate(err))
 	}
 	// Autovacuum never analyzes a temporary table: without statistics the joins below guess.
-	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta (user_id, template_id, occurred_at, counted)"); err != nil {
+	if _, err := s.tx.ExecContext(ctx, "ANALYZE run_delta"); err != nil {
 		return res, fmt.Errorf("analyze the usage since base run %d: %w", base.ID, translate(err))
 	}
 	// The delta's own aggregates go under a second scratch id, distinct from a dry run's.
