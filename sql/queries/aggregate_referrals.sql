@@ -6,7 +6,7 @@
 -- version, the rows and spend of the products it counts from its usage_from on; for its
 -- referrer's partner tier, from the enrollment and inside the tier's window, the usage that earns
 -- under the tier instead (tier_*: folded away when the terms have no tier, see ratePlan.expand).
--- $1 run; {{usage}} as in anomalies_prepare. The bindings hold only the referrals of the run's
+-- $1 run; the usage read as in anomalies_prepare. The bindings hold only the referrals of the run's
 -- shard. The columns are run_referrals'.
 WITH buckets AS (
   SELECT b.referred_user_id, {{class}} AS class, {{bucket}} AS bucket,

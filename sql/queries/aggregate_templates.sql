@@ -2,7 +2,7 @@
 -- creator, of the products any version counts, summed per product class and period bucket (see
 -- ratePlan.expand: the SELECT's class and bucket, the WHERE's products), then priced by run $3's
 -- rates for the version the template binds to by its created_at: the rows, runtime and spend that
--- count and the exact earnings. $1 run; {{usage}} as in anomalies_prepare. $4/$5 the shard
+-- count and the exact earnings. $1 run; the usage read as in anomalies_prepare. $4/$5 the shard
 -- count/index: a shard keeps its templates. The columns are run_templates'.
 WITH bound AS (
   SELECT t.id, t.creator_id, tt.terms_id

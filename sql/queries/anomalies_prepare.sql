@@ -5,8 +5,8 @@
 -- NULL unless they are anomalies too. Scanning the whole history once for both saves a full run a
 -- second scan.
 -- $1 run, $2 cutoff, $3 latest believable occurred_at (run start + clock skew), $4 largest |amount_usd|.
--- {{usage}} is usage_events, or the rows an incremental run reads (run_delta). The columns are
--- run_anomalies' and `seen` (see Snapshot.aggregate).
+-- The usage read (a placeholder the caller fills) is usage_events, or the rows an incremental run
+-- reads (run_delta). The columns are run_anomalies' and `seen` (see Snapshot.aggregate).
 SELECT $1::bigint AS run_id, e.id AS usage_event_id,
        CASE
          WHEN NOT isfinite(e.occurred_at) THEN 'occurred_at_infinite'
