@@ -113,7 +113,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					f.exec(`INSERT INTO referrals VALUES ('late_ref', 'ref2', '2026-01-20')`)
 				}
 				switch {
-				case d.Equal(date("2026-02-06")): // usage of a user billing has not recorded yet, before any holding: an anomaly
+				case d.Equal(date("2026-02-06")): // usage, before any holding, of a user not recorded yet: an anomaly
 					f.usage("ghost", "pod", "", "5", 100, d.AddDate(0, 0, -5).Format(time.RFC3339))
 				case d.Equal(date("2026-02-07")): // the user appears: the base's anomalies no longer hold
 					f.exec(`INSERT INTO users (id, created_at) VALUES ('ghost', '2026-01-01')`)

@@ -4,9 +4,9 @@
 -- its referrer's enrollment into a partner tier (SPEC 8.2), tier_from and tier_ends bound the
 -- usage that earns under the tier instead; a referral its own version excludes is excluded from
 -- the tier too. Its serverless version's products count toward the bonus from serverless_from
--- on. The referrals read (a placeholder) are the table, or the part of it a pass over usage needs. $3/$4 the
--- shard count/index: a shard keeps the referrals of its referrers and of its referred users. The
--- columns are run_bindings'.
+-- on. The referrals read (a placeholder) are the table, or the part of it a pass over usage
+-- needs. $3/$4 the shard count/index: a shard keeps the referrals of its referrers and of its
+-- referred users. The columns are run_bindings'.
 SELECT $1::bigint AS run_id, r.referred_user_id, r.referrer_id, r.referred_at,
        rt.terms_id, st.terms_id AS serverless_terms_id, tt.terms_id AS tier_terms_id,
        CASE WHEN creditrecon_new_account(u.created_at, r.referred_at, rt.max_account_age)
