@@ -50,10 +50,11 @@ func (r *Runner) Explain(ctx context.Context, beneficiaryID string, asOf time.Ti
 			return err
 		}
 		e.Anomalies = agg.Anomalies
-		err = evaluate(ctx, s, terms, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) {
+		err = evaluate(ctx, s, terms, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) error {
 			if d.BeneficiaryID == beneficiaryID {
 				e.Decisions = append(e.Decisions, ExplainedDecision{Decision: d})
 			}
+			return nil
 		})
 		if err != nil {
 			return err
@@ -80,13 +81,14 @@ func (r *Runner) Explain(ctx context.Context, beneficiaryID string, asOf time.Ti
 		if _, err := s.Aggregate(ctx, 0, in, nil); err != nil {
 			return err
 		}
-		return evaluate(ctx, s, unheld, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) {
+		return evaluate(ctx, s, unheld, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) error {
 			for i, x := range e.Decisions {
 				if x.Program == d.Program && x.TermsID == d.TermsID && x.AccountID == d.AccountID && x.Role == d.Role {
 					e.Decisions[i].HeldSpend = d.Spend.Sub(x.Spend)
 					e.Decisions[i].HeldEarned = d.Earned.Sub(x.Earned)
 				}
 			}
+			return nil
 		})
 	})
 	return e, err

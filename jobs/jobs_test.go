@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -375,13 +376,13 @@ func TestRerunsWriteNothing(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no grants as of 2026-01-20: the test needs some")
 	}
-	if res := f.run("2026-01-20"); len(res.Plan.Grants) != 0 || f.grantCount() != n {
-		t.Errorf("the same cutoff again planned %d grants; grants %d, want %d", len(res.Plan.Grants), f.grantCount(), n)
+	if res := f.run("2026-01-20"); res.Plan.Summary.Grants != 0 || f.grantCount() != n {
+		t.Errorf("the same cutoff again planned %d grants; grants %d, want %d", res.Plan.Summary.Grants, f.grantCount(), n)
 	}
 	f.run("2026-02-01")
 	n = f.grantCount()
-	if res := f.run("2026-01-15"); len(res.Plan.Grants) != 0 || f.grantCount() != n {
-		t.Errorf("an older cutoff after a newer one planned %d grants; grants %d, want %d", len(res.Plan.Grants), f.grantCount(), n)
+	if res := f.run("2026-01-15"); res.Plan.Summary.Grants != 0 || f.grantCount() != n {
+		t.Errorf("an older cutoff after a newer one planned %d grants; grants %d, want %d", res.Plan.Summary.Grants, f.grantCount(), n)
 	}
 }
 
@@ -627,5 +628,52 @@ func TestExplain(t *testing.T) {
 	}
 	if len(x.Grants) != 1 || x.Grants[0].Amount.StringFixed(2) != "500.00" {
 		t.Errorf("grants %+v, want the one 500.00 bonus", x.Grants)
+	}
+}
+
+// TestRunWritesGrantsInBatches: a real run writes its grants while it streams its accounts, a
+// batch at a time, so that its memory does not grow with the grants owed. Written every three
+// grants, the ledger must hold exactly the grants a dry run plans, each once, and the plan none;
+// a run that fails after batches were written must take them all back.
+func TestRunWritesGrantsInBatches(t *testing.T) {
+	defer jobs.SetGrantBatch(3)()
+	f := shardPopulation(t)
+	ctx := context.Background()
+	dry, err := f.r.Run(ctx, jobs.RunOptions{AsOf: date("2026-02-01"), DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := dry.Plan.Grants
+	if len(planned) < 30 {
+		t.Fatalf("the dry run plans %d grants: the test needs ten batches or more", len(planned))
+	}
+	var want []string
+	for _, g := range planned {
+		want = append(want, g.IdempotencyKey+"="+g.Amount.StringFixed(2))
+	}
+	slices.Sort(want)
+
+	// The last grant planned fails to insert: by then every batch before it is written.
+	f.exec(fmt.Sprintf(`CREATE FUNCTION fail_grant() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.idempotency_key = %s THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$`,
+		pq.QuoteLiteral(planned[len(planned)-1].IdempotencyKey)))
+	f.exec(`CREATE TRIGGER fail_grant BEFORE INSERT ON credit_grants FOR EACH ROW EXECUTE FUNCTION fail_grant()`)
+	if _, err := f.r.Run(ctx, jobs.RunOptions{AsOf: date("2026-02-01")}); err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("run with a failing grant: err = %v, want the injected failure", err)
+	}
+	if n := f.grantCount(); n != 0 {
+		t.Errorf("the failed run left %d grants, want none: its batches must go with its transaction", n)
+	}
+	f.exec(`DROP TRIGGER fail_grant ON credit_grants`)
+
+	res := f.run("2026-02-01")
+	if res.Plan.Summary.Grants != int64(len(planned)) || len(res.Plan.Grants) != 0 {
+		t.Errorf("run counted %d grants and kept %d in its plan, want %d and none", res.Plan.Summary.Grants, len(res.Plan.Grants), len(planned))
+	}
+	if got := grantKeys(t, f); !slices.Equal(got, want) {
+		t.Errorf("the ledger holds %d grants, the dry run planned %d: they differ", len(got), len(want))
+	}
+	if err := f.verify(jobs.VerifyOptions{}).Err(); err != nil {
+		t.Errorf("verify after the batched run: %v", err)
 	}
 }

@@ -199,7 +199,9 @@ func (s *Summary) add(d reconcile.Decision, usageRows int64) {
 	}
 }
 
-// Plan is what a run decided: the grants to write and the totals.
+// Plan is what a run decided: the grants to write and the totals. A dry run's plan holds every
+// grant; a real run writes its grants while it plans, in batches of grantBatch, and its plan
+// holds none (Summary counts them).
 type Plan struct {
 	Grants  []reconcile.Grant
 	Summary Summary
@@ -277,7 +279,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (*Result, error) {
 			return nil, err
 		}
 		err = r.Store.Snapshot(ctx, func(s Snapshot) (err error) {
-			plan, err = r.plan(ctx, s, 0, opts, now, base)
+			plan, err = r.plan(ctx, s, 0, opts, now, base, nil)
 			return err
 		})
 		return &Result{Plan: plan}, err
@@ -360,20 +362,27 @@ func (r *Runner) run(ctx context.Context, sess Session, run *RunRecord, opts Run
 		return res, err
 	}
 	err = sess.Transact(ctx, func(s Snapshot) (err error) {
-		if res.Plan, err = r.plan(ctx, s, runID, opts, run.StartedAt, base); err != nil {
+		var wrote time.Duration // writing grants, while planning and after
+		write := func(grants []reconcile.Grant) error {
+			defer func(began time.Time) { wrote += time.Since(began) }(time.Now())
+			return s.InsertGrants(ctx, runID, asOf, grants)
+		}
+		if res.Plan, err = r.plan(ctx, s, runID, opts, run.StartedAt, base, write); err != nil {
 			return err
 		}
-		began := time.Now()
-		defer func() { res.Plan.Summary.WriteTime = time.Since(began) }()
+		res.Plan.Summary.EvaluateTime -= wrote
+		defer func(began time.Time) { res.Plan.Summary.WriteTime = wrote + time.Since(began) }(time.Now())
 		if err := s.RecordTerms(ctx, runID, asOf, r.Config.terms().Records()); err != nil {
 			return err
 		}
-		return s.WriteGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary)
+		err = s.WriteGrants(ctx, runID, asOf, res.Plan.Grants, res.Plan.Summary)
+		res.Plan.Grants = nil
+		return err
 	})
 	if err != nil {
 		return res, err
 	}
-	r.Log.Info("grants committed", "run_id", runID, "as_of", asOf, "grants", len(res.Plan.Grants),
+	r.Log.Info("grants committed", "run_id", runID, "as_of", asOf, "grants", res.Plan.Summary.Grants,
 		"amount_usd", res.Plan.Summary.Amount.StringFixed(2))
 	if r.Sink != nil {
 		began := time.Now()
@@ -421,10 +430,16 @@ func (r *Runner) base(ctx context.Context, opts RunOptions, now time.Time) (*Bas
 	return b, nil
 }
 
+// grantBatch is how many grants a run holds before it writes them.
+var grantBatch = 10000
+
 // plan aggregates a snapshot's usage for a run (run 0: a dry run), extending base's aggregates
 // when base is set, and decides the grants of every program's accounts (of opts.Shard) as of
-// opts.AsOf.
-func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, opts RunOptions, now time.Time, base *BaseRun) (Plan, error) {
+// opts.AsOf. With write set it hands write the grants in batches of grantBatch as it decides
+// them, so that memory stays flat however many are owed, and the plan keeps the last, partial
+// batch; without, the plan keeps them all.
+func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, opts RunOptions, now time.Time, base *BaseRun,
+	write func([]reconcile.Grant) error) (Plan, error) {
 	asOf := opts.AsOf
 	plan := Plan{Summary: newSummary(asOf)}
 	plan.Summary.Shard = opts.Shard
@@ -443,11 +458,17 @@ func (r *Runner) plan(ctx context.Context, s Snapshot, runID int64, opts RunOpti
 	if considered > 0 && float64(anomalies)/float64(considered) > r.Config.MaxAnomalyShare {
 		return plan, &AnomalyLimitError{Anomalies: anomalies, Considered: considered, MaxShare: r.Config.MaxAnomalyShare}
 	}
-	decide := func(d reconcile.Decision, usageRows int64) {
+	decide := func(d reconcile.Decision, usageRows int64) error {
 		plan.Summary.add(d, usageRows)
 		if g, ok := d.Grant(asOf); ok {
 			plan.Grants = append(plan.Grants, g)
 		}
+		if write == nil || len(plan.Grants) < grantBatch {
+			return nil
+		}
+		err := write(plan.Grants)
+		plan.Grants = plan.Grants[:0]
+		return err
 	}
 	began = time.Now()
 	err = r.Evaluate(ctx, s, Query{RunID: runID, AsOf: asOf, Shard: opts.Shard}, false, decide)
@@ -484,18 +505,17 @@ func (r *Runner) checkTerms(ctx context.Context, opts RunOptions) (bool, error) 
 // Evaluate streams every program's accounts of run q.RunID and calls fn with each decision and
 // the usage rows behind it. With asOfView the decisions count only grants with as_of <= q.AsOf,
 // as the reports of that cutoff do; otherwise they count every grant, as a run must.
-func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
+func (r *Runner) Evaluate(ctx context.Context, s Snapshot, q Query, asOfView bool, fn func(reconcile.Decision, int64) error) error {
 	return evaluate(ctx, s, r.Config.terms(), r.Config.DrawSecret, q, asOfView, fn)
 }
 
 // evaluate is Evaluate under terms p, drawing signup bonuses with secret.
-func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, secret []byte, q Query, asOfView bool, fn func(reconcile.Decision, int64)) error {
+func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, secret []byte, q Query, asOfView bool, fn func(reconcile.Decision, int64) error) error {
 	if err := s.Referrers(ctx, q, func(t reconcile.ReferrerTotals) error {
 		if asOfView {
 			t.Granted = t.GrantedAsOf
 		}
-		fn(p.EvaluateReferrer(t), t.UsageRows)
-		return nil
+		return fn(p.EvaluateReferrer(t), t.UsageRows)
 	}); err != nil {
 		return err
 	}
@@ -503,8 +523,7 @@ func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, secret []byte,
 		if asOfView {
 			t.Granted = t.GrantedAsOf
 		}
-		fn(p.EvaluateTemplate(t), t.UsageRows)
-		return nil
+		return fn(p.EvaluateTemplate(t), t.UsageRows)
 	}); err != nil {
 		return err
 	}
@@ -513,7 +532,9 @@ func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, secret []byte,
 			t.GrantedReferrer, t.GrantedReferred = t.GrantedReferrerAsOf, t.GrantedReferredAsOf
 		}
 		for _, d := range p.EvaluateServerless(t) {
-			fn(d, t.UsageRows)
+			if err := fn(d, t.UsageRows); err != nil {
+				return err
+			}
 		}
 		return nil
 	}); err != nil {
@@ -531,7 +552,9 @@ func evaluate(ctx context.Context, s Snapshot, p reconcile.Terms, secret []byte,
 			return err
 		}
 		for _, d := range ds {
-			fn(d, 0)
+			if err := fn(d, 0); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -100,7 +100,7 @@ func (r *Runner) Simulate(ctx context.Context, proposed reconcile.Terms, asOf ti
 			if _, err := s.Aggregate(ctx, 0, in, nil); err != nil {
 				return err
 			}
-			return evaluate(ctx, s, t, r.Config.DrawSecret, Query{AsOf: asOf}, false, func(d reconcile.Decision, _ int64) {
+			return evaluate(ctx, s, t, r.Config.DrawSecret, Query{AsOf: asOf}, false, func(d reconcile.Decision, _ int64) error {
 				vk := versionKey{d.Program, d.TermsID}
 				v := versions[vk]
 				if v == nil {
@@ -120,6 +120,7 @@ func (r *Runner) Simulate(ctx context.Context, proposed reconcile.Terms, asOf ti
 					v.Proposed.add(d)
 					m.Proposed = m.Proposed.Add(d.Target)
 				}
+				return nil
 			})
 		}
 	}

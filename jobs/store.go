@@ -86,8 +86,11 @@ type Snapshot interface {
 	// With a base run it reads only the rows the base did not count and adds the base's
 	// aggregates, unless the base's view of old usage no longer holds (Aggregates.FullBecause).
 	Aggregate(ctx context.Context, runID int64, in AggregateInput, base *BaseRun) (Aggregates, error)
-	// WriteGrants writes the grants and the run's counts: ErrGrantConflict when any grant's key
-	// is already taken (the snapshot's transaction must then be rolled back).
+	// InsertGrants writes grants of run runID: ErrGrantConflict when any grant's key is already
+	// taken (the snapshot's transaction must then be rolled back). A run calls it while it streams
+	// its accounts, between the rows of the account queries.
+	InsertGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant) error
+	// WriteGrants writes the run's last grants, as InsertGrants, and the run's counts.
 	WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, s Summary) error
 	// RecordTerms records the terms versions run runID used that are in use at its cutoff (those
 	// that start before it) in terms_versions, once per distinct content.
@@ -98,6 +101,7 @@ type Snapshot interface {
 	// Anomalies streams the anomalies of runs in usage id order, each row once.
 	Anomalies(ctx context.Context, runIDs []int64, fn func(Anomaly) error) error
 	// Referrers, Templates and Serverless stream a run's accounts, with their grants, in id order.
+	// The streams read the snapshot as it was when they began: fn may insert grants meanwhile.
 	Referrers(ctx context.Context, q Query, fn func(reconcile.ReferrerTotals) error) error
 	Templates(ctx context.Context, q Query, fn func(reconcile.TemplateTotals) error) error
 	Serverless(ctx context.Context, q Query, fn func(reconcile.ServerlessTotals) error) error

@@ -249,17 +249,18 @@ func (r *Runner) verifyGroup(ctx context.Context, g *owedGroup, c *Check) error 
 				return err
 			}
 		}
-		return evaluate(ctx, s, g.terms, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) {
+		return evaluate(ctx, s, g.terms, r.Config.DrawSecret, q, false, func(d reconcile.Decision, _ int64) error {
 			k := accountKey(d.Program, d.TermsID, d.AccountID, d.Role)
 			acct, ok := g.accounts[k]
 			if !ok {
-				return
+				return nil
 			}
 			seen[k] = true
 			if acct.Granted.GreaterThan(d.Target) {
 				c.fail("%s: granted %s > target %s as of %s (run %d's terms; %s)", k,
 					acct.Granted.StringFixed(2), d.Target.StringFixed(2), g.asOf.Format(time.RFC3339), acct.RunID, d.Status)
 			}
+			return nil
 		})
 	})
 	if err != nil {

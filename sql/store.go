@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -185,9 +186,8 @@ func snapshot(ctx context.Context, conn *sqlx.Conn, commit bool, fn func(jobs.Sn
 	if err := tx.GetContext(ctx, &snap.scratch, "SELECT -pg_backend_pid()"); err != nil {
 		return fmt.Errorf("begin snapshot: %w", translate(err))
 	}
-	// JIT compilation costs seconds per aggregate query over millions of rows and saves less.
-	if _, err := tx.ExecContext(ctx, "SET LOCAL jit = off"); err != nil {
-		return fmt.Errorf("begin snapshot: %w", translate(err))
+	if err := tune(ctx, tx); err != nil {
+		return fmt.Errorf("begin snapshot: %w", err)
 	}
 	if err := fn(snap); err != nil {
 		return err
@@ -197,6 +197,16 @@ func snapshot(ctx context.Context, conn *sqlx.Conn, commit bool, fn func(jobs.Sn
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit run: %w", translate(err))
+	}
+	return nil
+}
+
+// tune sets a transaction's planner settings. JIT compilation costs seconds per aggregate query
+// over millions of rows and saves less. Rows are read through cursors (see stream), which the
+// planner would otherwise cost for their first tenth, trading the whole read for a fast start.
+func tune(ctx context.Context, tx *sqlx.Tx) error {
+	if _, err := tx.ExecContext(ctx, "SET LOCAL jit = off; SET LOCAL cursor_tuple_fraction = 1"); err != nil {
+		return translate(err)
 	}
 	return nil
 }
@@ -757,16 +767,24 @@ func (s *Snapshot) finishAggregate(ctx context.Context, run, runID int64, in job
 	return res, nil
 }
 
-// WriteGrants writes a plan's grants and the run's counts, and keeps only this run's aggregates
-// of its cutoff. A key already taken fails with jobs.ErrGrantConflict; the caller's transaction
-// then writes nothing.
-func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, sum jobs.Summary) error {
+// InsertGrants writes grants of a run, in statements of at most 10,000. A key already taken
+// fails with jobs.ErrGrantConflict; the caller's transaction then writes nothing.
+func (s *Snapshot) InsertGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant) error {
 	const batch = 10000
 	for start := 0; start < len(grants); start += batch {
 		part := grants[start:min(start+batch, len(grants))]
 		if err := insertGrants(ctx, s.tx, runID, asOf, part); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// WriteGrants writes a plan's last grants (see InsertGrants) and the run's counts, and keeps only
+// this run's aggregates of its cutoff.
+func (s *Snapshot) WriteGrants(ctx context.Context, runID int64, asOf time.Time, grants []reconcile.Grant, sum jobs.Summary) error {
+	if err := s.InsertGrants(ctx, runID, asOf, grants); err != nil {
+		return err
 	}
 	totals, err := json.Marshal(sum.Programs)
 	if err != nil {
@@ -862,11 +880,7 @@ func (s *Snapshot) ReportRuns(ctx context.Context, asOf time.Time) (*jobs.Report
 
 // Anomalies streams the anomalies of runs in usage id order, each row once.
 func (s *Snapshot) Anomalies(ctx context.Context, runIDs []int64, fn func(jobs.Anomaly) error) error {
-	return streamArgs(ctx, s.tx, "list anomalies", query("anomalies_list"), []any{pq.Array(runIDs)}, func(rows *sqlx.Rows) error {
-		var a jobs.Anomaly
-		if err := rows.StructScan(&a); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "list anomalies", query("anomalies_list"), []any{pq.Array(runIDs)}, func(a jobs.Anomaly) error {
 		if a.OccurredAt != nil {
 			utc := a.OccurredAt.UTC()
 			a.OccurredAt = &utc
@@ -892,11 +906,7 @@ type referrerRow struct {
 func (s *Snapshot) Referrers(ctx context.Context, q jobs.Query, fn func(reconcile.ReferrerTotals) error) error {
 	args := s.args(q)
 	args = append(args, args[0].(pq.Int64Array)[0]) // the terms of the set's first run
-	return streamArgs(ctx, s.tx, "read referrers", query("referrers"), args, func(rows *sqlx.Rows) error {
-		var r referrerRow
-		if err := rows.StructScan(&r); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "read referrers", query("referrers"), args, func(r referrerRow) error {
 		return fn(reconcile.ReferrerTotals{ReferrerID: r.ReferrerID, TermsID: r.TermsID, Referrals: r.Referrals, NotNew: r.NotNew,
 			UsageRows: r.UsageRows, Spend: r.Spend, Earned: r.Earned, Accepted: r.Accepted, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
 	})
@@ -916,11 +926,7 @@ type templateRow struct {
 
 // Templates streams a run's Template Program accounts, ordered by template id.
 func (s *Snapshot) Templates(ctx context.Context, q jobs.Query, fn func(reconcile.TemplateTotals) error) error {
-	return streamArgs(ctx, s.tx, "read templates", query("templates"), s.args(q), func(rows *sqlx.Rows) error {
-		var r templateRow
-		if err := rows.StructScan(&r); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "read templates", query("templates"), s.args(q), func(r templateRow) error {
 		return fn(reconcile.TemplateTotals{TemplateID: r.TemplateID, TermsID: r.TermsID, Earned: r.Earned, CreatorID: r.CreatorID, UsageRows: r.UsageRows,
 			RuntimeSeconds: r.RuntimeSeconds, Spend: r.Spend, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
 	})
@@ -940,11 +946,7 @@ type serverlessRow struct {
 
 // Serverless streams a run's Serverless Referral Program accounts, ordered by referred user id.
 func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconcile.ServerlessTotals) error) error {
-	return streamArgs(ctx, s.tx, "read serverless referrals", query("serverless"), s.args(q), func(rows *sqlx.Rows) error {
-		var r serverlessRow
-		if err := rows.StructScan(&r); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "read serverless referrals", query("serverless"), s.args(q), func(r serverlessRow) error {
 		return fn(reconcile.ServerlessTotals{ReferredUserID: r.ReferredUserID, TermsID: r.TermsID, ReferrerID: r.ReferrerID,
 			UsageRows: r.UsageRows, Spend: r.Spend,
 			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
@@ -956,11 +958,7 @@ func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconci
 // before q.AsOf, bound by the terms of the scratch run this snapshot aggregated last.
 func (s *Snapshot) Referrals(ctx context.Context, q jobs.Query, limit int, fn func(jobs.ReferralBinding) error) error {
 	args := []any{s.run(q.RunID), q.AsOf, q.Beneficiary, limit}
-	return streamArgs(ctx, s.tx, "list referrals", query("explain_referrals"), args, func(rows *sqlx.Rows) error {
-		var b jobs.ReferralBinding
-		if err := rows.StructScan(&b); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "list referrals", query("explain_referrals"), args, func(b jobs.ReferralBinding) error {
 		b.ReferredAt = b.ReferredAt.UTC()
 		for _, t := range []*time.Time{b.WindowEnd, b.ServerlessWindowEnd} {
 			if t != nil {
@@ -986,11 +984,7 @@ type signupRow struct {
 
 // Signups streams a run's signup bonus accounts, ordered by referred user id.
 func (s *Snapshot) Signups(ctx context.Context, q jobs.Query, fn func(reconcile.SignupTotals) error) error {
-	return streamArgs(ctx, s.tx, "read signup bonuses", query("signups"), s.args(q), func(rows *sqlx.Rows) error {
-		var r signupRow
-		if err := rows.StructScan(&r); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "read signup bonuses", query("signups"), s.args(q), func(r signupRow) error {
 		return fn(reconcile.SignupTotals{ReferredUserID: r.ReferredUserID, TermsID: r.TermsID, ReferrerID: r.ReferrerID,
 			Loads: r.Loads, ReferrerCountry: r.ReferrerCountry, ReferredCountry: r.ReferredCountry,
 			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
@@ -1001,11 +995,7 @@ func (s *Snapshot) Signups(ctx context.Context, q jobs.Query, fn func(reconcile.
 // Grants streams grants in id order.
 func (s *Snapshot) Grants(ctx context.Context, f jobs.GrantFilter, fn func(jobs.GrantRecord) error) error {
 	args := []any{nullTime(f.AsOf), nullString(f.Beneficiary)}
-	return streamArgs(ctx, s.tx, "list grants", query("grants_list"), args, func(rows *sqlx.Rows) error {
-		var g jobs.GrantRecord
-		if err := rows.StructScan(&g); err != nil {
-			return err
-		}
+	return stream(ctx, s.tx, "list grants", query("grants_list"), args, func(g jobs.GrantRecord) error {
 		g.AsOf, g.CreatedAt = g.AsOf.UTC(), g.CreatedAt.UTC()
 		return fn(g)
 	})
@@ -1072,18 +1062,39 @@ func shardIndex(s jobs.Shard) any {
 	return s.Index
 }
 
-func streamArgs(ctx context.Context, tx *sqlx.Tx, what, text string, args []any, fn func(*sqlx.Rows) error) error {
-	rows, err := tx.QueryxContext(ctx, text, args...)
-	if err != nil {
+// fetchRows is how many rows stream fetches at a time.
+const fetchRows = 5000
+
+// cursors numbers the cursors that stream declares, so that one stream may run inside another.
+var cursors atomic.Int64
+
+// stream runs a query through a cursor in tx and calls fn with each row, scanned into a T: it
+// fetches fetchRows at a time and calls fn for each row of a batch once the batch is read. Between
+// fetches the connection is free, so fn may write in the same transaction (a run writes its grants
+// while it reads its accounts, and keeps only a batch of them in memory), while the cursor goes on
+// reading the snapshot it was declared in. Memory holds one batch, whatever the rows.
+func stream[T any](ctx context.Context, tx *sqlx.Tx, what, text string, args []any, fn func(T) error) error {
+	name := fmt.Sprintf("creditrecon_stream_%d", cursors.Add(1))
+	if _, err := tx.ExecContext(ctx, "DECLARE "+name+" NO SCROLL CURSOR FOR "+text, args...); err != nil {
 		return fmt.Errorf("%s: %w", what, translate(err))
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+	fetch := fmt.Sprintf("FETCH FORWARD %d FROM %s", fetchRows, name)
+	batch := make([]T, 0, fetchRows)
+	for {
+		batch = batch[:0]
+		if err := tx.SelectContext(ctx, &batch, fetch); err != nil {
+			return fmt.Errorf("%s: %w", what, translate(err))
+		}
+		for _, row := range batch {
+			if err := fn(row); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		if len(batch) < fetchRows {
+			break
 		}
 	}
-	if err := rows.Err(); err != nil {
+	if _, err := tx.ExecContext(ctx, "CLOSE "+name); err != nil {
 		return fmt.Errorf("%s: %w", what, translate(err))
 	}
 	return nil
@@ -1151,11 +1162,10 @@ func (s *Store) GrantedAccounts(ctx context.Context, asOf time.Time, fn func(job
 		return fmt.Errorf("begin audit: %w", err)
 	}
 	defer tx.Rollback()
-	err = streamArgs(ctx, tx, "list granted accounts", query("verify_accounts"), []any{nullTime(asOf)}, func(rows *sqlx.Rows) error {
-		var a jobs.GrantedAccount
-		if err := rows.StructScan(&a); err != nil {
-			return err
-		}
+	if err := tune(ctx, tx); err != nil {
+		return fmt.Errorf("begin audit: %w", err)
+	}
+	err = stream(ctx, tx, "list granted accounts", query("verify_accounts"), []any{nullTime(asOf)}, func(a jobs.GrantedAccount) error {
 		a.AsOf = a.AsOf.UTC()
 		return fn(a)
 	})
@@ -1172,16 +1182,13 @@ func (s *Store) DrawnGrants(ctx context.Context, fn func(jobs.DrawnGrant) error)
 		return fmt.Errorf("begin audit: %w", err)
 	}
 	defer tx.Rollback()
-	err = streamArgs(ctx, tx, "list drawn bonuses", `SELECT g.id, g.terms_id, g.account_id, g.role, g.amount_usd, g.draw_u::text AS draw_u,
+	if err := tune(ctx, tx); err != nil {
+		return fmt.Errorf("begin audit: %w", err)
+	}
+	err = stream(ctx, tx, "list drawn bonuses", `SELECT g.id, g.terms_id, g.account_id, g.role, g.amount_usd, g.draw_u::text AS draw_u,
 		       g.draw_entry, g.run_id, coalesce(r.draw_secret_sha256, '') AS draw_secret_sha256, r.parameters, r.terms
 		  FROM credit_grants g JOIN recon_runs r ON r.id = g.run_id
-		 WHERE g.bonus_kind = 'draw' ORDER BY g.id`, nil, func(rows *sqlx.Rows) error {
-		var g jobs.DrawnGrant
-		if err := rows.StructScan(&g); err != nil {
-			return err
-		}
-		return fn(g)
-	})
+		 WHERE g.bonus_kind = 'draw' ORDER BY g.id`, nil, fn)
 	if err != nil {
 		return err
 	}
