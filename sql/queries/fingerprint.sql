@@ -10,10 +10,13 @@ WITH ages AS (
   SELECT count(*) FILTER (WHERE r.referred_at < $1) AS n1, sum(h) FILTER (WHERE r.referred_at < $1) AS h1,
          count(*) FILTER (WHERE r.referred_at < $2) AS n2, sum(h) FILTER (WHERE r.referred_at < $2) AS h2
     FROM referrals r
+    -- Gated by the terms: without a limit the users are never read (the scan's one-time filter is
+    -- false); with one, they are hashed once, where a lookup per referral cost twice as much.
+    LEFT JOIN (SELECT id, created_at FROM users WHERE (SELECT read FROM ages)) u ON u.id = r.referred_user_id
+   -- The OFFSET hashes each referral once (flattened, each FILTER below hashed it again).
    CROSS JOIN LATERAL (SELECT hashtextextended(concat_ws('|', r.referred_user_id, r.referrer_id, r.referred_at::text,
-                                                         CASE WHEN (SELECT read FROM ages)
-                                                              THEN (SELECT u.created_at FROM users u WHERE u.id = r.referred_user_id)::text END),
-                                               0)::numeric AS h) x
+                                                         u.created_at::text),
+                                               0)::numeric AS h OFFSET 0) x
    WHERE r.referred_at < greatest($1, $2)
 ), t AS (
   SELECT count(*) FILTER (WHERE created_at < $1) AS n1, sum(h) FILTER (WHERE created_at < $1) AS h1,
