@@ -182,7 +182,7 @@ func snapshot(ctx context.Context, conn *sqlx.Conn, commit bool, fn func(jobs.Sn
 		return fmt.Errorf("begin snapshot: %w", translate(err))
 	}
 	defer tx.Rollback()
-	snap := &Snapshot{tx: tx}
+	snap := &Snapshot{tx: tx, writes: commit}
 	if err := tx.GetContext(ctx, &snap.scratch, "SELECT -pg_backend_pid()"); err != nil {
 		return fmt.Errorf("begin snapshot: %w", translate(err))
 	}
@@ -202,8 +202,9 @@ func snapshot(ctx context.Context, conn *sqlx.Conn, commit bool, fn func(jobs.Sn
 }
 
 // tune sets a transaction's planner settings. JIT compilation costs seconds per aggregate query
-// over millions of rows and saves less. Rows are read through cursors (see stream), which the
-// planner would otherwise cost for their first tenth, trading the whole read for a fast start.
+// over millions of rows and saves less. A run's transaction reads its accounts through cursors
+// (see stream), which the planner would otherwise cost for their first tenth of rows, trading
+// the whole read for a fast start.
 func tune(ctx context.Context, tx *sqlx.Tx) error {
 	if _, err := tx.ExecContext(ctx, "SET LOCAL jit = off; SET LOCAL cursor_tuple_fraction = 1"); err != nil {
 		return translate(err)
@@ -435,6 +436,7 @@ func (s *Session) Close() error {
 type Snapshot struct {
 	tx      *sqlx.Tx
 	scratch int64 // the run id of a dry run's aggregates: -backend pid, private to this transaction
+	writes  bool  // a run's transaction, which writes while it streams (see stream)
 }
 
 // run maps run 0 (a dry run or an explain) to the transaction's scratch id.
@@ -880,7 +882,7 @@ func (s *Snapshot) ReportRuns(ctx context.Context, asOf time.Time) (*jobs.Report
 
 // Anomalies streams the anomalies of runs in usage id order, each row once.
 func (s *Snapshot) Anomalies(ctx context.Context, runIDs []int64, fn func(jobs.Anomaly) error) error {
-	return stream(ctx, s.tx, "list anomalies", query("anomalies_list"), []any{pq.Array(runIDs)}, func(a jobs.Anomaly) error {
+	return stream(ctx, s.tx, s.writes, "list anomalies", query("anomalies_list"), []any{pq.Array(runIDs)}, func(a jobs.Anomaly) error {
 		if a.OccurredAt != nil {
 			utc := a.OccurredAt.UTC()
 			a.OccurredAt = &utc
@@ -906,7 +908,7 @@ type referrerRow struct {
 func (s *Snapshot) Referrers(ctx context.Context, q jobs.Query, fn func(reconcile.ReferrerTotals) error) error {
 	args := s.args(q)
 	args = append(args, args[0].(pq.Int64Array)[0]) // the terms of the set's first run
-	return stream(ctx, s.tx, "read referrers", query("referrers"), args, func(r referrerRow) error {
+	return stream(ctx, s.tx, s.writes, "read referrers", query("referrers"), args, func(r referrerRow) error {
 		return fn(reconcile.ReferrerTotals{ReferrerID: r.ReferrerID, TermsID: r.TermsID, Referrals: r.Referrals, NotNew: r.NotNew,
 			UsageRows: r.UsageRows, Spend: r.Spend, Earned: r.Earned, Accepted: r.Accepted, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
 	})
@@ -926,7 +928,7 @@ type templateRow struct {
 
 // Templates streams a run's Template Program accounts, ordered by template id.
 func (s *Snapshot) Templates(ctx context.Context, q jobs.Query, fn func(reconcile.TemplateTotals) error) error {
-	return stream(ctx, s.tx, "read templates", query("templates"), s.args(q), func(r templateRow) error {
+	return stream(ctx, s.tx, s.writes, "read templates", query("templates"), s.args(q), func(r templateRow) error {
 		return fn(reconcile.TemplateTotals{TemplateID: r.TemplateID, TermsID: r.TermsID, Earned: r.Earned, CreatorID: r.CreatorID, UsageRows: r.UsageRows,
 			RuntimeSeconds: r.RuntimeSeconds, Spend: r.Spend, Granted: r.Granted, GrantedAsOf: r.GrantedAsOf})
 	})
@@ -946,7 +948,7 @@ type serverlessRow struct {
 
 // Serverless streams a run's Serverless Referral Program accounts, ordered by referred user id.
 func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconcile.ServerlessTotals) error) error {
-	return stream(ctx, s.tx, "read serverless referrals", query("serverless"), s.args(q), func(r serverlessRow) error {
+	return stream(ctx, s.tx, s.writes, "read serverless referrals", query("serverless"), s.args(q), func(r serverlessRow) error {
 		return fn(reconcile.ServerlessTotals{ReferredUserID: r.ReferredUserID, TermsID: r.TermsID, ReferrerID: r.ReferrerID,
 			UsageRows: r.UsageRows, Spend: r.Spend,
 			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
@@ -958,7 +960,7 @@ func (s *Snapshot) Serverless(ctx context.Context, q jobs.Query, fn func(reconci
 // before q.AsOf, bound by the terms of the scratch run this snapshot aggregated last.
 func (s *Snapshot) Referrals(ctx context.Context, q jobs.Query, limit int, fn func(jobs.ReferralBinding) error) error {
 	args := []any{s.run(q.RunID), q.AsOf, q.Beneficiary, limit}
-	return stream(ctx, s.tx, "list referrals", query("explain_referrals"), args, func(b jobs.ReferralBinding) error {
+	return stream(ctx, s.tx, s.writes, "list referrals", query("explain_referrals"), args, func(b jobs.ReferralBinding) error {
 		b.ReferredAt = b.ReferredAt.UTC()
 		for _, t := range []*time.Time{b.WindowEnd, b.ServerlessWindowEnd} {
 			if t != nil {
@@ -984,7 +986,7 @@ type signupRow struct {
 
 // Signups streams a run's signup bonus accounts, ordered by referred user id.
 func (s *Snapshot) Signups(ctx context.Context, q jobs.Query, fn func(reconcile.SignupTotals) error) error {
-	return stream(ctx, s.tx, "read signup bonuses", query("signups"), s.args(q), func(r signupRow) error {
+	return stream(ctx, s.tx, s.writes, "read signup bonuses", query("signups"), s.args(q), func(r signupRow) error {
 		return fn(reconcile.SignupTotals{ReferredUserID: r.ReferredUserID, TermsID: r.TermsID, ReferrerID: r.ReferrerID,
 			Loads: r.Loads, ReferrerCountry: r.ReferrerCountry, ReferredCountry: r.ReferredCountry,
 			GrantedReferrer: r.GrantedReferrer, GrantedReferred: r.GrantedReferred,
@@ -995,7 +997,7 @@ func (s *Snapshot) Signups(ctx context.Context, q jobs.Query, fn func(reconcile.
 // Grants streams grants in id order.
 func (s *Snapshot) Grants(ctx context.Context, f jobs.GrantFilter, fn func(jobs.GrantRecord) error) error {
 	args := []any{nullTime(f.AsOf), nullString(f.Beneficiary)}
-	return stream(ctx, s.tx, "list grants", query("grants_list"), args, func(g jobs.GrantRecord) error {
+	return stream(ctx, s.tx, s.writes, "list grants", query("grants_list"), args, func(g jobs.GrantRecord) error {
 		g.AsOf, g.CreatedAt = g.AsOf.UTC(), g.CreatedAt.UTC()
 		return fn(g)
 	})
@@ -1062,18 +1064,39 @@ func shardIndex(s jobs.Shard) any {
 	return s.Index
 }
 
-// fetchRows is how many rows stream fetches at a time.
+// fetchRows is how many rows a stream through a cursor fetches at a time.
 const fetchRows = 5000
 
 // cursors numbers the cursors that stream declares, so that one stream may run inside another.
 var cursors atomic.Int64
 
-// stream runs a query through a cursor in tx and calls fn with each row, scanned into a T: it
-// fetches fetchRows at a time and calls fn for each row of a batch once the batch is read. Between
-// fetches the connection is free, so fn may write in the same transaction (a run writes its grants
-// while it reads its accounts, and keeps only a batch of them in memory), while the cursor goes on
-// reading the snapshot it was declared in. Memory holds one batch, whatever the rows.
-func stream[T any](ctx context.Context, tx *sqlx.Tx, what, text string, args []any, fn func(T) error) error {
+// stream runs a query in tx and calls fn with each row, scanned into a T. A transaction that
+// only reads streams the rows as PostgreSQL sends them. One that writes (cursor set) reads them
+// through a cursor, fetchRows at a time, and calls fn for the rows of a fetch once it is read:
+// between fetches the connection is free, so fn may write in the same transaction (a run writes
+// its grants while it reads its accounts, and holds a batch of them), while the cursor goes on
+// reading the snapshot it was declared in. Either way memory holds a fetch at most.
+func stream[T any](ctx context.Context, tx *sqlx.Tx, cursor bool, what, text string, args []any, fn func(T) error) error {
+	if !cursor {
+		rows, err := tx.QueryxContext(ctx, text, args...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, translate(err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var row T
+			if err := rows.StructScan(&row); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			if err := fn(row); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%s: %w", what, translate(err))
+		}
+		return nil
+	}
 	name := fmt.Sprintf("creditrecon_stream_%d", cursors.Add(1))
 	if _, err := tx.ExecContext(ctx, "DECLARE "+name+" NO SCROLL CURSOR FOR "+text, args...); err != nil {
 		return fmt.Errorf("%s: %w", what, translate(err))
@@ -1165,7 +1188,7 @@ func (s *Store) GrantedAccounts(ctx context.Context, asOf time.Time, fn func(job
 	if err := tune(ctx, tx); err != nil {
 		return fmt.Errorf("begin audit: %w", err)
 	}
-	err = stream(ctx, tx, "list granted accounts", query("verify_accounts"), []any{nullTime(asOf)}, func(a jobs.GrantedAccount) error {
+	err = stream(ctx, tx, false, "list granted accounts", query("verify_accounts"), []any{nullTime(asOf)}, func(a jobs.GrantedAccount) error {
 		a.AsOf = a.AsOf.UTC()
 		return fn(a)
 	})
@@ -1185,7 +1208,7 @@ func (s *Store) DrawnGrants(ctx context.Context, fn func(jobs.DrawnGrant) error)
 	if err := tune(ctx, tx); err != nil {
 		return fmt.Errorf("begin audit: %w", err)
 	}
-	err = stream(ctx, tx, "list drawn bonuses", `SELECT g.id, g.terms_id, g.account_id, g.role, g.amount_usd, g.draw_u::text AS draw_u,
+	err = stream(ctx, tx, false, "list drawn bonuses", `SELECT g.id, g.terms_id, g.account_id, g.role, g.amount_usd, g.draw_u::text AS draw_u,
 		       g.draw_entry, g.run_id, coalesce(r.draw_secret_sha256, '') AS draw_secret_sha256, r.parameters, r.terms
 		  FROM credit_grants g JOIN recon_runs r ON r.id = g.run_id
 		 WHERE g.bonus_kind = 'draw' ORDER BY g.id`, nil, fn)

@@ -8,8 +8,8 @@ import (
 	"github.com/runpod/creditrecon/internal/pgtest"
 )
 
-// TestStreamLetsFnWrite: stream reads through a cursor a batch at a time, so fn may write in the
-// same transaction between rows (a run writes its grants while it reads its accounts), and the
+// TestStreamLetsFnWrite: in a transaction that writes, stream reads through a cursor a batch at a
+// time, so fn may write in the same transaction between rows (a run writes its grants while it reads its accounts), and the
 // cursor goes on reading the snapshot it was declared in: rows written meanwhile, though its
 // query would match them, are not streamed.
 func TestStreamLetsFnWrite(t *testing.T) {
@@ -34,7 +34,7 @@ func TestStreamLetsFnWrite(t *testing.T) {
 		I int64 `db:"i"`
 	}
 	var seen []int64
-	err = stream(ctx, tx, "read numbers", "SELECT i FROM numbers WHERE i > $1", []any{0}, func(r row) error {
+	err = stream(ctx, tx, true, "read numbers", "SELECT i FROM numbers WHERE i > $1", []any{0}, func(r row) error {
 		seen = append(seen, r.I)
 		_, err := tx.ExecContext(ctx, "INSERT INTO numbers VALUES ($1)", r.I+int64(n))
 		return err
