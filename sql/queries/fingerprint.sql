@@ -7,17 +7,21 @@
 WITH ages AS (
   SELECT EXISTS (SELECT FROM run_terms WHERE run_id = $3 AND max_account_age IS NOT NULL) AS read
 ), r AS (
+  -- One branch runs, by the terms (the other's one-time filter is false): without a limit the
+  -- users are not read; with one they are hashed once, where a lookup per referral cost twice as
+  -- much. The OFFSET hashes each referral once (flattened, each FILTER hashed it again).
   SELECT count(*) FILTER (WHERE r.referred_at < $1) AS n1, sum(h) FILTER (WHERE r.referred_at < $1) AS h1,
          count(*) FILTER (WHERE r.referred_at < $2) AS n2, sum(h) FILTER (WHERE r.referred_at < $2) AS h2
-    FROM referrals r
-    -- Gated by the terms: without a limit the users are never read (the scan's one-time filter is
-    -- false); with one, they are hashed once, where a lookup per referral cost twice as much.
-    LEFT JOIN (SELECT id, created_at FROM users WHERE (SELECT read FROM ages)) u ON u.id = r.referred_user_id
-   -- The OFFSET hashes each referral once (flattened, each FILTER below hashed it again).
-   CROSS JOIN LATERAL (SELECT hashtextextended(concat_ws('|', r.referred_user_id, r.referrer_id, r.referred_at::text,
-                                                         u.created_at::text),
+    FROM (SELECT r.referred_user_id, r.referrer_id, r.referred_at, NULL::timestamptz AS created_at
+            FROM referrals r
+           WHERE r.referred_at < greatest($1::timestamptz, $2::timestamptz) AND NOT (SELECT read FROM ages)
+          UNION ALL
+          SELECT r.referred_user_id, r.referrer_id, r.referred_at, u.created_at
+            FROM referrals r
+            LEFT JOIN users u ON u.id = r.referred_user_id
+           WHERE r.referred_at < greatest($1, $2) AND (SELECT read FROM ages)) r
+   CROSS JOIN LATERAL (SELECT hashtextextended(concat_ws('|', r.referred_user_id, r.referrer_id, r.referred_at::text, r.created_at::text),
                                                0)::numeric AS h OFFSET 0) x
-   WHERE r.referred_at < greatest($1, $2)
 ), t AS (
   SELECT count(*) FILTER (WHERE created_at < $1) AS n1, sum(h) FILTER (WHERE created_at < $1) AS h1,
          count(*) FILTER (WHERE created_at < $2) AS n2, sum(h) FILTER (WHERE created_at < $2) AS h2
