@@ -633,8 +633,9 @@ func TestExplain(t *testing.T) {
 
 // TestRunWritesGrantsInBatches: a real run writes its grants while it streams its accounts, a
 // batch at a time, so that its memory does not grow with the grants owed. Written every three
-// grants, the ledger must hold exactly the grants a dry run plans, each once, and the plan none;
-// a run that fails after batches were written must take them all back.
+// grants, the batches must go in while the accounts stream, a run that fails after some were
+// written must take them all back, and the ledger must then hold exactly the grants a dry run
+// plans, each once, and the plan none.
 func TestRunWritesGrantsInBatches(t *testing.T) {
 	defer jobs.SetGrantBatch(3)()
 	f := shardPopulation(t)
@@ -653,13 +654,19 @@ func TestRunWritesGrantsInBatches(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	// The last grant planned fails to insert: by then every batch before it is written.
+	// The tenth grant planned fails to insert, and says what the run's transaction holds by then:
+	// the nine grants of the three batches before, each inserted by a statement of its own (cmin),
+	// while a cursor still streams the accounts.
 	f.exec(fmt.Sprintf(`CREATE FUNCTION fail_grant() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.idempotency_key = %s THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$`,
-		pq.QuoteLiteral(planned[len(planned)-1].IdempotencyKey)))
+		BEGIN IF NEW.idempotency_key = %s THEN
+		  RAISE EXCEPTION 'injected failure after %% grants in %% statements, %% cursors open',
+		    (SELECT count(*) FROM credit_grants), (SELECT count(DISTINCT cmin::text) FROM credit_grants),
+		    (SELECT count(*) FROM pg_cursors WHERE name LIKE 'creditrecon_stream_%%');
+		END IF; RETURN NEW; END $$`, pq.QuoteLiteral(planned[9].IdempotencyKey)))
 	f.exec(`CREATE TRIGGER fail_grant BEFORE INSERT ON credit_grants FOR EACH ROW EXECUTE FUNCTION fail_grant()`)
-	if _, err := f.r.Run(ctx, jobs.RunOptions{AsOf: date("2026-02-01")}); err == nil || !strings.Contains(err.Error(), "injected failure") {
-		t.Fatalf("run with a failing grant: err = %v, want the injected failure", err)
+	_, err = f.r.Run(ctx, jobs.RunOptions{AsOf: date("2026-02-01")})
+	if want := "injected failure after 9 grants in 3 statements, 1 cursors open"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("run with a failing grant: err = %v, want %q", err, want)
 	}
 	if n := f.grantCount(); n != 0 {
 		t.Errorf("the failed run left %d grants, want none: its batches must go with its transaction", n)
