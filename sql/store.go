@@ -1185,9 +1185,6 @@ func (s *Store) GrantedAccounts(ctx context.Context, asOf time.Time, fn func(job
 		return fmt.Errorf("begin audit: %w", err)
 	}
 	defer tx.Rollback()
-	if err := tune(ctx, tx); err != nil {
-		return fmt.Errorf("begin audit: %w", err)
-	}
 	err = stream(ctx, tx, false, "list granted accounts", query("verify_accounts"), []any{nullTime(asOf)}, func(a jobs.GrantedAccount) error {
 		a.AsOf = a.AsOf.UTC()
 		return fn(a)
@@ -1205,9 +1202,6 @@ func (s *Store) DrawnGrants(ctx context.Context, fn func(jobs.DrawnGrant) error)
 		return fmt.Errorf("begin audit: %w", err)
 	}
 	defer tx.Rollback()
-	if err := tune(ctx, tx); err != nil {
-		return fmt.Errorf("begin audit: %w", err)
-	}
 	err = stream(ctx, tx, false, "list drawn bonuses", `SELECT g.id, g.terms_id, g.account_id, g.role, g.amount_usd, g.draw_u::text AS draw_u,
 		       g.draw_entry, g.run_id, coalesce(r.draw_secret_sha256, '') AS draw_secret_sha256, r.parameters, r.terms
 		  FROM credit_grants g JOIN recon_runs r ON r.id = g.run_id

@@ -19,7 +19,7 @@ WITH ages AS (
           SELECT r.referred_user_id, r.referrer_id, r.referred_at, u.created_at
             FROM referrals r
             LEFT JOIN users u ON u.id = r.referred_user_id
-           WHERE r.referred_at < greatest($1, $2) AND (SELECT read FROM ages)) r
+           WHERE r.referred_at < greatest($1::timestamptz, $2::timestamptz) AND (SELECT read FROM ages)) r
    CROSS JOIN LATERAL (SELECT hashtextextended(concat_ws('|', r.referred_user_id, r.referrer_id, r.referred_at::text, r.created_at::text),
                                                0)::numeric AS h OFFSET 0) x
 ), t AS (
